@@ -1,0 +1,83 @@
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from characters import shapes
+from questdb.models import TimestampedModel
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{2,15}$"
+NAME_RULE = "3-16 letters, digits or '_', not starting with a digit."
+
+
+class CharacterQuerySet(models.QuerySet):
+    def owned_by(self, user_id) -> "CharacterQuerySet":
+        return self.filter(user_id=user_id)
+
+    def pending_deletion(self) -> "CharacterQuerySet":
+        return self.filter(deleted_at__isnull=False)
+
+    def live(self) -> "CharacterQuerySet":
+        return self.filter(deleted_at__isnull=True)
+
+    def due_for_purge(self, now=None) -> "CharacterQuerySet":
+        return self.filter(purge_at__lte=now or timezone.now())
+
+    def name_taken(self, name: str) -> bool:
+        return self.filter(name__iexact=name).exists()
+
+
+class Character(TimestampedModel):
+    # Indexed by characters_user_created_idx (it leads with user_id). db_constraint=False:
+    # the migration adds the constraint with ON DELETE CASCADE.
+    user = models.ForeignKey(
+        "accounts.User", on_delete=models.CASCADE, related_name="characters", db_index=False, db_constraint=False
+    )
+    name = models.CharField(max_length=16, validators=[RegexValidator(NAME_PATTERN, NAME_RULE, code="invalid_name")])
+    money = models.BigIntegerField(default=0, db_default=0)
+    stats = models.JSONField(default=shapes.default_stats)
+    inventory = models.JSONField(default=shapes.default_inventory)
+    skills = models.JSONField(default=shapes.default_skills)
+    looks = models.JSONField(default=shapes.default_looks)
+    position = models.JSONField(default=shapes.default_position)
+    is_active = models.BooleanField(default=True, db_default=True)
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    purge_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = CharacterQuerySet.as_manager()
+
+    class Meta:
+        db_table = "characters"
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="characters_user_created_idx"),
+            models.Index(fields=["purge_at"], name="characters_purge_at_idx", condition=models.Q(purge_at__isnull=False)),
+        ]
+        constraints = [
+            # Pending-deletion rows still hold their name until they are purged.
+            models.UniqueConstraint(Lower("name"), name="characters_name_ci_unique"),
+            models.CheckConstraint(condition=models.Q(money__gte=0), name="characters_money_non_negative"),
+            models.CheckConstraint(condition=models.Q(name__regex=NAME_PATTERN), name="characters_name_format"),
+            models.CheckConstraint(
+                condition=models.Q(deleted_at__isnull=True, purge_at__isnull=True)
+                | models.Q(deleted_at__isnull=False, purge_at__isnull=False),
+                name="characters_deletion_consistent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_pending_deletion(self) -> bool:
+        return self.deleted_at is not None
+
+    def seconds_until_purge(self, now=None) -> int | None:
+        if self.purge_at is None:
+            return None
+        return max(0, int((self.purge_at - (now or timezone.now())).total_seconds()))
+
+    def etag(self) -> str:
+        return f'"{self.updated_at.timestamp():.6f}"'
+
+

@@ -1,0 +1,173 @@
+"""Character rules: naming, the per-user limit, updates, scheduled deletion, restore and purge."""
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from characters import shapes
+from characters.models import NAME_PATTERN, NAME_RULE, Character
+from questdb.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    violated_constraint,
+)
+from questdb.identifiers import parse_uuid
+
+NAME_TAKEN = "name_taken"
+CHARACTER_LIMIT_REACHED = "character_limit_reached"
+PENDING_DELETION = "pending_deletion"
+NOT_PENDING_DELETION = "not_pending_deletion"
+READ_ONLY_FIELD = "read_only_field"
+UNKNOWN_FIELD = "unknown_field"
+
+UPDATABLE_FIELDS = ("money", "stats", "inventory", "skills", "looks", "position", "is_active")
+STARTING_FIELDS = ("money", "stats", "inventory", "skills", "looks", "position")
+READ_ONLY_FIELDS = ("id", "user", "name", "created_at", "updated_at", "deleted_at", "purge_at", "seconds_until_purge")
+MAX_MONEY = 2**63 - 1
+_NAME = re.compile(NAME_PATTERN)
+
+
+def validate_name(name: Any) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidInput(f"name: {NAME_RULE}", code="invalid_name", field="name")
+    return name
+
+
+def _validate_money(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("money must be an integer.", code="invalid_money", field="money")
+    if not 0 <= value <= MAX_MONEY:
+        raise InvalidInput("money must be between 0 and 2^63-1.", code="invalid_money", field="money")
+    return value
+
+
+def _validate_is_active(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput("is_active must be true or false.", code="invalid_is_active", field="is_active")
+    return value
+
+
+def validate_fields(data: dict, *, allowed: tuple[str, ...], current: Character | None = None) -> dict:
+    """Check and normalize character fields; object-shaped fields merge into `current` when given."""
+    for field in data:
+        if field in READ_ONLY_FIELDS:
+            raise InvalidInput(f"{field} cannot be changed here.", code=READ_ONLY_FIELD, field=field)
+        if field not in allowed:
+            raise InvalidInput(f"Unknown field {field}.", code=UNKNOWN_FIELD, field=field)
+    clean = {}
+    for field, value in data.items():
+        if field == "money":
+            clean[field] = _validate_money(value)
+        elif field == "is_active":
+            clean[field] = _validate_is_active(value)
+        else:
+            try:
+                clean[field] = shapes.VALIDATORS[field](value, base=getattr(current, field, None) or None)
+            except shapes.ShapeError as error:
+                raise InvalidInput(str(error), code=f"invalid_{field}", field=field) from None
+    return clean
+
+
+def _locked(character_id) -> Character:
+    character = Character.objects.select_for_update().filter(id=parse_uuid(character_id)).first()
+    if character is None or _is_past_purge(character):
+        raise NotFound("No character with this id.", code="character_not_found")
+    return character
+
+
+def _is_past_purge(character: Character) -> bool:
+    return character.purge_at is not None and character.purge_at <= timezone.now()
+
+
+def character_create(*, user_id: Any, name: Any, **starting: Any) -> Character:
+    name = validate_name(name)
+    fields = validate_fields(starting, allowed=STARTING_FIELDS)
+    owner_id = parse_uuid(user_id)
+    if owner_id is None:
+        raise InvalidInput("user must be a user id.", code="invalid_user", field="user")
+    with transaction.atomic():
+        # Locking the owner serializes one user's creates, so the limit cannot be overrun.
+        user = User.objects.select_for_update().filter(id=owner_id).first()
+        if user is None:
+            raise InvalidInput("No user with this id.", code="user_not_found", field="user")
+        # A character past its purge time is gone; free its name now rather than at the next purge run.
+        Character.objects.filter(name__iexact=name).due_for_purge().delete()
+        if Character.objects.owned_by(user.id).count() >= settings.MAX_CHARACTERS_PER_USER:
+            raise Conflict(
+                f"A user may have at most {settings.MAX_CHARACTERS_PER_USER} characters.",
+                code=CHARACTER_LIMIT_REACHED,
+            )
+        if Character.objects.name_taken(name):
+            raise Conflict("This name is taken.", code=NAME_TAKEN, field="name")
+        try:
+            with transaction.atomic():
+                return Character.objects.create(user=user, name=name, **fields)
+        except IntegrityError as error:
+            # Two creates of one name raced past the check: the unique index decides.
+            if violated_constraint(error) == "characters_name_ci_unique" or "characters_name_ci_unique" in str(error):
+                raise Conflict("This name is taken.", code=NAME_TAKEN, field="name") from None
+            raise
+
+
+def etag_matches(if_match: str, etag: str) -> bool:
+    candidates = [candidate.strip().removeprefix("W/") for candidate in if_match.split(",")]
+    return "*" in candidates or etag in candidates
+
+
+def character_update(
+    *, character_id: Any, changes: dict, if_match: str | None = None, allowed: tuple[str, ...] = UPDATABLE_FIELDS
+) -> Character:
+    with transaction.atomic():
+        character = _locked(character_id)
+        if if_match is not None and not etag_matches(if_match, character.etag()):
+            raise PreconditionFailed()
+        if character.is_pending_deletion:
+            raise Conflict("The character is pending deletion; restore it first.", code=PENDING_DELETION)
+        clean = validate_fields(changes, allowed=allowed, current=character)
+        for field, value in clean.items():
+            setattr(character, field, value)
+        if clean:
+            character.save(update_fields=list(clean))
+        return character
+
+
+def character_schedule_deletion(*, character_id: Any) -> Character:
+    with transaction.atomic():
+        character = _locked(character_id)
+        if character.is_pending_deletion:
+            return character  # idempotent: the first request's purge time stands
+        now = timezone.now()
+        character.deleted_at = now
+        character.purge_at = now + timedelta(seconds=settings.CHARACTER_DELETE_GRACE)
+        character.save(update_fields=["deleted_at", "purge_at"])
+        return character
+
+
+def character_restore(*, character_id: Any) -> Character:
+    with transaction.atomic():
+        character = _locked(character_id)
+        if not character.is_pending_deletion:
+            raise Conflict("The character is not pending deletion.", code=NOT_PENDING_DELETION)
+        character.deleted_at = None
+        character.purge_at = None
+        character.save(update_fields=["deleted_at", "purge_at"])
+        return character
+
+
+def characters_purge_due(*, batch_size: int = 1000) -> int:
+    """Delete for good every character whose purge time has passed; returns how many."""
+    purged = 0
+    while True:
+        with transaction.atomic():
+            ids = list(Character.objects.due_for_purge().values_list("id", flat=True)[:batch_size])
+            if not ids:
+                return purged
+            # QuerySet.delete() sends post_delete per row, so each purge reaches the cache.
+            purged += Character.objects.filter(id__in=ids).delete()[1].get(Character._meta.label, 0)

@@ -1,0 +1,281 @@
+"""The lookup cache: keys, fills, invalidation and degradation, in one place.
+
+Keys: `{CACHE_KEY_PREFIX}:v{SHAPE_VERSION}:{family}:{ident}` hold the serialized
+payload (JSON bytes, served as-is on a hit). Beside each value key lives a stamp
+`{CACHE_KEY_PREFIX}:stamp:{family}:{ident}` that every invalidation replaces.
+
+The guarantees and how they are kept:
+- After commit (`transaction.on_commit`), an invalidation deletes the value and
+  writes a new stamp holding the primary's WAL position after the commit.
+- No stale fill: a reader notes the stamp when it misses and fills only if the
+  stamp is unchanged (an atomic compare-and-set in Lua). A reader that read the
+  database before a write cannot put the old value back after it.
+- No fill from a stale replica: the reader's database read is routed to a
+  replica that has replayed the stamp's WAL position, or to the primary.
+- No stampede: one reader per key takes a short lock and fills; the others wait
+  briefly for its value.
+- Degradation: any Redis error turns the cache off for CACHE_RETRY_INTERVAL
+  seconds (one log line per interval); lookups go to the database meanwhile.
+  Invalidations that could not be sent are kept and replayed before this
+  process trusts Redis again.
+"""
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from prometheus_client import Counter
+
+from questdb import routing
+
+logger = logging.getLogger(__name__)
+
+# Bump when the serialized shape of any cached payload changes: old entries are then never read.
+SHAPE_VERSION = 1
+STAMP_TTL = 24 * 3600  # far longer than any read can take or any replica can lag
+LOCK_TTL_MS = 2000
+LOCK_WAIT_SECONDS = 0.5
+MAX_PENDING_INVALIDATIONS = 10_000
+
+EVENTS = Counter("questdb_cache_events", "Lookup cache events by key family.", ["family", "event"])
+
+# KEYS: value, stamp. ARGV: expected stamp ("" for none), payload, ttl.
+_FILL_SCRIPT = """
+local stamp = redis.call('GET', KEYS[2]) or ''
+if stamp ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+# KEYS: value1, stamp1, value2, stamp2, ... ARGV: lsn, nonce, stamp ttl.
+# The stamp keeps the highest WAL position any invalidation reported.
+_INVALIDATE_SCRIPT = """
+for i = 1, #KEYS, 2 do
+  local old = redis.call('GET', KEYS[i + 1])
+  local lsn = tonumber(ARGV[1])
+  if old then
+    local old_lsn = tonumber(string.match(old, '^(%d+):'))
+    if old_lsn and old_lsn > lsn then lsn = old_lsn end
+  end
+  redis.call('SET', KEYS[i + 1], string.format('%d:%s', lsn, ARGV[2]), 'EX', ARGV[3])
+  redis.call('DEL', KEYS[i])
+end
+return #KEYS / 2
+"""
+
+
+@dataclass(frozen=True)
+class Key:
+    family: str
+    ident: str
+
+    @property
+    def value(self) -> str:
+        return f"{settings.CACHE_KEY_PREFIX}:v{SHAPE_VERSION}:{self.family}:{self.ident}"
+
+    @property
+    def stamp(self) -> str:
+        return f"{settings.CACHE_KEY_PREFIX}:stamp:{self.family}:{self.ident}"
+
+    @property
+    def lock(self) -> str:
+        return f"{settings.CACHE_KEY_PREFIX}:lock:{self.family}:{self.ident}"
+
+
+def _stamp_lsn(stamp: bytes | None) -> int:
+    if not stamp:
+        return 0
+    return int(stamp.split(b":", 1)[0])
+
+
+class LookupCache:
+    def __init__(self) -> None:
+        self._client = None
+        self._scripts: dict[str, Callable] = {}
+        self._down_until = 0.0
+        self._last_logged = 0.0
+        self._pending: list[Key] = []
+        self._pending_overflowed = False
+        self._pending_lock = threading.Lock()
+
+    # -- connection and degradation --------------------------------------------
+    @property
+    def enabled(self) -> bool:
+        return bool(settings.REDIS_URL)
+
+    def _redis(self):
+        """The Redis client, or None while Redis is considered down."""
+        if not self.enabled or time.monotonic() < self._down_until:
+            return None
+        if self._client is None:
+            from django_redis import get_redis_connection
+
+            self._client = get_redis_connection("default")
+            self._scripts = {
+                "fill": self._client.register_script(_FILL_SCRIPT),
+                "invalidate": self._client.register_script(_INVALIDATE_SCRIPT),
+            }
+        if self._pending or self._pending_overflowed:
+            if not self._replay_pending():
+                return None
+        return self._client
+
+    def _failed(self, error: Exception) -> None:
+        now = time.monotonic()
+        self._down_until = now + settings.CACHE_RETRY_INTERVAL
+        if now - self._last_logged >= settings.CACHE_RETRY_INTERVAL:
+            self._last_logged = now
+            logger.warning(
+                "redis unavailable (%s); serving from the database for %.1fs",
+                error.__class__.__name__,
+                settings.CACHE_RETRY_INTERVAL,
+            )
+
+    def reset(self) -> None:
+        """Forget connection state (tests point the cache at another Redis)."""
+        self._client, self._scripts, self._down_until = None, {}, 0.0
+        self._pending, self._pending_overflowed = [], False
+
+    # -- reads ---------------------------------------------------------------------
+    def get_or_fill(self, key: Key, load: Callable[[], bytes | None]) -> bytes | None:
+        """The cached payload for `key`, else `load()` from the database (and cache it)."""
+        client = self._redis()
+        if client is None:
+            return load()
+        try:
+            value, stamp = client.mget(key.value, key.stamp)
+            if value is not None:
+                EVENTS.labels(key.family, "hit").inc()
+                return value
+            EVENTS.labels(key.family, "miss").inc()
+            owns_lock = bool(client.set(key.lock, b"1", nx=True, px=LOCK_TTL_MS))
+            if not owns_lock:
+                value = self._wait_for_fill(client, key)
+                if value is not None:
+                    return value
+                stamp = client.get(key.stamp)  # the filler gave up; fill ourselves with a fresh stamp
+        except Exception as error:  # any Redis failure: answer from the database
+            if not _is_redis_error(error):
+                raise
+            self._failed(error)
+            return load()
+        try:
+            with routing.reads_at_least(_stamp_lsn(stamp)):
+                payload = load()
+            if payload is not None:
+                self._fill(client, key, stamp, payload)
+            return payload
+        finally:
+            if owns_lock:
+                self._release(client, key)
+
+    def _wait_for_fill(self, client, key: Key) -> bytes | None:
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        delay = 0.002
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            value = client.get(key.value)
+            if value is not None:
+                EVENTS.labels(key.family, "hit_after_wait").inc()
+                return value
+            if not client.exists(key.lock):
+                break
+        return None
+
+    def _fill(self, client, key: Key, stamp: bytes | None, payload: bytes) -> None:
+        try:
+            filled = self._scripts["fill"](keys=[key.value, key.stamp], args=[stamp or b"", payload, settings.CACHE_TTL])
+        except Exception as error:
+            if not _is_redis_error(error):
+                raise
+            self._failed(error)
+            return
+        EVENTS.labels(key.family, "fill" if filled else "fill_refused").inc()
+
+    def _release(self, client, key: Key) -> None:
+        try:
+            client.delete(key.lock)
+        except Exception as error:
+            if not _is_redis_error(error):
+                raise
+
+    # -- invalidation ----------------------------------------------------------------
+    def invalidate(self, keys: Iterable[Key]) -> None:
+        """Invalidate `keys` once the current transaction commits (at once outside one)."""
+        keys = list(dict.fromkeys(keys))
+        if keys and self.enabled:
+            transaction.on_commit(lambda: self._invalidate_now(keys), robust=True)
+
+    def _invalidate_now(self, keys: list[Key]) -> None:
+        lsn = routing.primary_lsn() or 0
+        client = self._redis()
+        if client is None:
+            self._queue(keys)
+            return
+        try:
+            self._send_invalidations(keys, lsn)
+        except Exception as error:
+            if not _is_redis_error(error):
+                raise
+            self._failed(error)
+            self._queue(keys)
+
+    def _send_invalidations(self, keys: list[Key], lsn: int) -> None:
+        flat = [name for key in keys for name in (key.value, key.stamp)]
+        self._scripts["invalidate"](keys=flat, args=[lsn, uuid.uuid4().hex, STAMP_TTL])
+        for key in keys:
+            EVENTS.labels(key.family, "invalidation").inc()
+
+    def _queue(self, keys: list[Key]) -> None:
+        with self._pending_lock:
+            if len(self._pending) + len(keys) > MAX_PENDING_INVALIDATIONS:
+                self._pending, self._pending_overflowed = [], True
+            else:
+                self._pending.extend(keys)
+
+    def _replay_pending(self) -> bool:
+        """Send invalidations Redis missed while it was down; False if it is still down."""
+        with self._pending_lock:
+            pending, overflowed = self._pending, self._pending_overflowed
+            self._pending, self._pending_overflowed = [], False
+        try:
+            if overflowed:
+                # Too much was missed to replay key by key: drop every cached value.
+                for name in self._client.scan_iter(f"{settings.CACHE_KEY_PREFIX}:v*", count=1000):
+                    self._client.delete(name)
+            if pending:
+                self._send_invalidations(pending, routing.primary_lsn() or 0)
+            logger.info("redis is back; replayed %d missed invalidations", len(pending))
+            return True
+        except Exception as error:
+            if not _is_redis_error(error):
+                raise
+            self._queue(pending)
+            self._pending_overflowed = self._pending_overflowed or overflowed
+            self._failed(error)
+            return False
+
+
+def _is_redis_error(error: Exception) -> bool:
+    from redis.exceptions import RedisError
+
+    return isinstance(error, (RedisError, OSError))
+
+
+lookup_cache = LookupCache()
+
+
+def pack(meta: dict, body: bytes) -> bytes:
+    """A cache record: one line of JSON metadata, then the response body."""
+    return json.dumps(meta, separators=(",", ":")).encode() + b"\n" + body
+
+
+def unpack(record: bytes) -> tuple[dict, bytes]:
+    meta, _, body = record.partition(b"\n")
+    return json.loads(meta), body

@@ -1,0 +1,30 @@
+"""`/healthz`: the process answers. `/readyz`: the primary answers, and how each replica is doing."""
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+from questdb import replicas
+
+
+@require_GET
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def readyz(request):
+    databases = {}
+    try:
+        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+            cursor.execute("SELECT 1")
+        databases[DEFAULT_DB_ALIAS] = {"role": "primary", "reachable": True, "taking_reads": True}
+    except Exception as error:  # readiness reports failures, it never raises them
+        databases[DEFAULT_DB_ALIAS] = {"role": "primary", "reachable": False, "error": error.__class__.__name__}
+    replica_reports = replicas.monitor.report()
+    for alias, report in replica_reports.items():
+        databases[alias] = {"role": "replica", **report}
+    if replica_reports and not any(r["taking_reads"] for r in replica_reports.values()):
+        databases[DEFAULT_DB_ALIAS]["note"] = "no replica is taking reads; the primary serves them"
+    ready = databases[DEFAULT_DB_ALIAS]["reachable"]
+    return JsonResponse({"status": "ready" if ready else "unavailable", "databases": databases}, status=200 if ready else 503)

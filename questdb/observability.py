@@ -1,0 +1,71 @@
+"""Structured request logs and the metrics endpoint.
+
+Each request gets an id (the caller's `X-Request-ID` when it is sane, else a new
+one), returned in the response and attached to the request's log line with the
+calling service's key name, status and duration. Bodies, headers and tokens are
+never logged.
+"""
+
+import json
+import logging
+import re
+import time
+import uuid
+
+from django.conf import settings
+from django.http import HttpResponseForbidden
+from django_prometheus.exports import ExportToDjangoView
+
+request_logger = logging.getLogger("questdb.request")
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({key: value for key, value in vars(record).items() if key not in _STANDARD_ATTRIBUTES})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class RequestLogMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        request_logger.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={
+                "request_id": request_id,
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "api_key": request.META.get("questdb.caller"),
+            },
+        )
+        return response
+
+
+def metrics(request):
+    """Prometheus metrics; no API key, optionally limited to METRICS_ALLOWED_IPS."""
+    allowed = settings.METRICS_ALLOWED_IPS
+    if allowed and request.META.get("REMOTE_ADDR") not in allowed:
+        return HttpResponseForbidden("metrics are not served to this address\n")
+    return ExportToDjangoView(request)

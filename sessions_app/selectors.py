@@ -1,0 +1,25 @@
+from django.utils import timezone
+
+from questdb.errors import Gone, NotFound
+from questdb.identifiers import parse_uuid
+from sessions_app.models import Session
+
+SESSION_EXPIRED = "session_expired"
+
+
+def _live(session: Session | None) -> Session:
+    if session is None:
+        raise NotFound("No such session.", code="session_not_found")
+    if session.is_expired(timezone.now()):
+        raise Gone("The session has expired.", code=SESSION_EXPIRED)
+    return session
+
+
+def session_get(*, session_id) -> Session:
+    session_uuid = parse_uuid(session_id)
+    query = Session.objects.select_related("user")
+    return _live(query.filter(id=session_uuid).first() if session_uuid else None)
+
+
+def session_get_by_token(*, token: str) -> Session:
+    return _live(Session.objects.select_related("user").filter(token=token).first())
