@@ -71,7 +71,11 @@ def caller_for_key(key: str) -> Caller | None:
         api_key = ServiceAPIKey.objects.get_from_key(key)
     except ServiceAPIKey.DoesNotExist:
         api_key = None
-    valid = api_key is not None and not api_key.revoked and not (api_key.expiry_date and api_key.expiry_date < timezone.now())
+    valid = (
+        api_key is not None
+        and not api_key.revoked
+        and not (api_key.expiry_date and api_key.expiry_date < timezone.now())
+    )
     caller = Caller(key_id=str(api_key.pk), name=api_key.name, scope=api_key.scope) if valid else None
     # Expiring keys are cached no longer than their expiry allows.
     if not (valid and api_key.expiry_date):

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from prometheus_client import Counter
 
 from questdb import routing
@@ -120,9 +120,8 @@ class LookupCache:
                 "fill": self._client.register_script(_FILL_SCRIPT),
                 "invalidate": self._client.register_script(_INVALIDATE_SCRIPT),
             }
-        if self._pending or self._pending_overflowed:
-            if not self._replay_pending():
-                return None
+        if (self._pending or self._pending_overflowed) and not self._replay_pending():
+            return None
         return self._client
 
     def _failed(self, error: Exception) -> None:
@@ -145,7 +144,8 @@ class LookupCache:
     def get_or_fill(self, key: Key, load: Callable[[], bytes | None]) -> bytes | None:
         """The cached payload for `key`, else `load()` from the database (and cache it)."""
         client = self._redis()
-        if client is None:
+        if client is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
+            # Inside a transaction the database may hold uncommitted rows: never cache them.
             return load()
         try:
             value, stamp = client.mget(key.value, key.stamp)
@@ -190,7 +190,9 @@ class LookupCache:
 
     def _fill(self, client, key: Key, stamp: bytes | None, payload: bytes) -> None:
         try:
-            filled = self._scripts["fill"](keys=[key.value, key.stamp], args=[stamp or b"", payload, settings.CACHE_TTL])
+            filled = self._scripts["fill"](
+                keys=[key.value, key.stamp], args=[stamp or b"", payload, settings.CACHE_TTL]
+            )
         except Exception as error:
             if not _is_redis_error(error):
                 raise

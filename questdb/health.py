@@ -27,4 +27,6 @@ def readyz(request):
     if replica_reports and not any(r["taking_reads"] for r in replica_reports.values()):
         databases[DEFAULT_DB_ALIAS]["note"] = "no replica is taking reads; the primary serves them"
     ready = databases[DEFAULT_DB_ALIAS]["reachable"]
-    return JsonResponse({"status": "ready" if ready else "unavailable", "databases": databases}, status=200 if ready else 503)
+    return JsonResponse(
+        {"status": "ready" if ready else "unavailable", "databases": databases}, status=200 if ready else 503
+    )

@@ -7,6 +7,7 @@ replica's lag is the age of the newest recorded position it has replayed.
 A replica that fails a check, or a request, is skipped until a check passes.
 """
 
+import contextlib
 import logging
 import os
 import random
@@ -77,9 +78,7 @@ class ReplicaMonitor:
         self._ensure_running()
         max_lag = settings.DB_REPLICA_MAX_LAG
         eligible = [
-            state.alias
-            for state in self._states.values()
-            if state.takes_reads(max_lag) and state.replay_lsn >= min_lsn
+            state.alias for state in self._states.values() if state.takes_reads(max_lag) and state.replay_lsn >= min_lsn
         ]
         return random.choice(eligible) if eligible else None
 
@@ -192,10 +191,8 @@ class ReplicaMonitor:
     @staticmethod
     def _close(connection) -> None:
         if connection is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 connection.close()
-            except psycopg.Error:
-                pass
 
 
 monitor = ReplicaMonitor()

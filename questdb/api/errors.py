@@ -44,7 +44,9 @@ def error_body(code: str, detail: str, *, field: str | None = None, errors: list
 def _flatten(detail, prefix: str = "") -> list[dict]:
     """DRF's nested validation errors as a flat list of {field, code, detail}."""
     if isinstance(detail, dict):
-        return [item for key, value in detail.items() for item in _flatten(value, f"{prefix}.{key}" if prefix else str(key))]
+        return [
+            item for key, value in detail.items() for item in _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        ]
     if isinstance(detail, list):
         if all(isinstance(item, exceptions.ErrorDetail) for item in detail):
             return [{"field": prefix or None, "code": item.code, "detail": str(item)} for item in detail]

@@ -14,5 +14,7 @@ class Command(BaseCommand):
         if not name.strip():
             raise CommandError("NAME must not be empty.")
         api_key, key = ServiceAPIKey.objects.create_key(name=name.strip(), scope=scope)
-        self.stdout.write(f"Created {scope} key {api_key.prefix} for {api_key.name}. Store it now; it is not shown again.")
+        self.stdout.write(
+            f"Created {scope} key {api_key.prefix} for {api_key.name}. Store it now; it is not shown again."
+        )
         self.stdout.write(key)

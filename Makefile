@@ -1,0 +1,57 @@
+# questdb: `make run` serves the app on the embedded default; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+# The test configuration: the local PostgreSQL primary, its hot standby on 5433 and Redis (database 15).
+TEST_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/questdb \
+	DB_READ_HOST=127.0.0.1:5433 \
+	REDIS_URL=redis://127.0.0.1:6379/15 \
+	CACHE_KEY_PREFIX=questdb-test
+
+.PHONY: run test lint bench standby-start standby-stop services clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+run: $(VENV)/.runtime
+	$(BIN)/python manage.py migrate --noinput
+	@echo
+	@echo "questdb is starting on http://127.0.0.1:8000 (admin: http://127.0.0.1:8000/admin/)"
+	@echo "Create a staff account in another terminal: $(BIN)/python manage.py createsuperuser"
+	@echo "Create an API key: $(BIN)/python manage.py create_api_key my-service --scope write"
+	@echo
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+services:
+	scripts/services.sh
+
+standby-start: services
+	scripts/standby.sh start
+
+standby-stop:
+	scripts/standby.sh stop
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
+	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+
+test: $(VENV)/.dev standby-start lint
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.dev standby-start
+	$(BIN)/python -m bench $(if $(SIZE),--users $(SIZE))
+
+clean:
+	rm -rf $(VENV) db.sqlite3 var .pytest_cache .ruff_cache

@@ -1,0 +1,144 @@
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from characters import services
+from characters.models import Character
+from questdb.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("name", ["ab", "1hero", "has space", "x" * 17, "dash-y", "", None, 42, "ñame"])
+def test_invalid_names_are_rejected_naming_the_field(make_user, name):
+    with pytest.raises(InvalidInput) as refused:
+        services.character_create(user_id=make_user().id, name=name)
+    assert refused.value.field == "name"
+
+
+@pytest.mark.parametrize("name", ["Hero", "_under", "abc", "A23456789012345x"])
+def test_valid_names_are_accepted(make_user, name):
+    assert services.character_create(user_id=make_user().id, name=name).name == name
+
+
+def test_second_character_with_same_name_in_other_case_is_rejected(make_user):
+    services.character_create(user_id=make_user().id, name="Hero")
+    with pytest.raises(Conflict) as refused:
+        services.character_create(user_id=make_user().id, name="HERO")
+    assert refused.value.code == services.NAME_TAKEN
+
+
+def test_a_user_cannot_exceed_the_character_limit(make_user, settings):
+    settings.MAX_CHARACTERS_PER_USER = 2
+    owner = make_user()
+    services.character_create(user_id=owner.id, name="One")
+    services.character_create(user_id=owner.id, name="Two")
+    with pytest.raises(Conflict) as refused:
+        services.character_create(user_id=owner.id, name="Three")
+    assert refused.value.code == services.CHARACTER_LIMIT_REACHED
+    assert Character.objects.owned_by(owner.id).count() == 2
+
+
+def test_new_characters_start_with_the_documented_values(make_user):
+    character = services.character_create(user_id=make_user().id, name="Fresh")
+    assert character.stats["level"] == 1 and character.stats["hp"] == 100
+    assert set(character.looks) == {"race", "gender", "face", "hair"}
+    assert set(character.position) == {"map_id", "x", "y", "z"}
+    assert (character.money, character.inventory, character.skills, character.is_active) == (0, [], [], True)
+
+
+def test_update_merges_partial_objects_and_keeps_the_rest(make_user):
+    character = services.character_create(user_id=make_user().id, name="Grower")
+    updated = services.character_update(character_id=character.id, changes={"stats": {"level": 7}, "money": 5})
+    assert updated.stats["level"] == 7 and updated.stats["strength"] == 10 and updated.money == 5
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"money": -1},
+        {"money": "10"},
+        {"money": True},
+        {"stats": {"level": -2}},
+        {"stats": {"luck": 3}},
+        {"stats": []},
+        {"position": {"x": "far"}},
+        {"inventory": [{"slot": 0, "item_id": 1}]},
+        {"inventory": [{"slot": 0, "item_id": 1, "quantity": 1}, {"slot": 0, "item_id": 2, "quantity": 1}]},
+        {"skills": {"skill_id": 1}},
+        {"is_active": "yes"},
+        {"name": "Renamed"},
+        {"user": "00000000-0000-0000-0000-000000000000"},
+        {"unknown": 1},
+    ],
+)
+def test_bad_updates_are_refused_and_change_nothing(make_user, changes):
+    character = services.character_create(user_id=make_user().id, name="Steady")
+    before = Character.objects.get(id=character.id)
+    with pytest.raises(InvalidInput) as refused:
+        services.character_update(character_id=character.id, changes=changes)
+    assert refused.value.field == next(iter(changes))
+    after = Character.objects.get(id=character.id)
+    assert (after.money, after.stats, after.inventory, after.updated_at) == (
+        before.money,
+        before.stats,
+        before.inventory,
+        before.updated_at,
+    )
+
+
+def test_a_stale_etag_is_refused(make_user):
+    character = services.character_create(user_id=make_user().id, name="Tagged")
+    stale = character.etag()
+    services.character_update(character_id=character.id, changes={"money": 1})
+    with pytest.raises(PreconditionFailed):
+        services.character_update(character_id=character.id, changes={"money": 2}, if_match=stale)
+    assert Character.objects.get(id=character.id).money == 1
+
+
+def test_deletion_is_scheduled_idempotently_and_can_be_restored(make_user, settings):
+    settings.CHARACTER_DELETE_GRACE = 3600
+    character = services.character_create(user_id=make_user().id, name="Leaver")
+    first = services.character_schedule_deletion(character_id=character.id)
+    again = services.character_schedule_deletion(character_id=character.id)
+    assert first.purge_at == again.purge_at
+    assert first.purge_at - first.deleted_at == timedelta(hours=1)
+    with pytest.raises(Conflict) as refused:
+        services.character_update(character_id=character.id, changes={"money": 1})
+    assert refused.value.code == services.PENDING_DELETION
+    restored = services.character_restore(character_id=character.id)
+    assert restored.deleted_at is None and restored.purge_at is None
+    with pytest.raises(Conflict) as refused:
+        services.character_restore(character_id=character.id)
+    assert refused.value.code == services.NOT_PENDING_DELETION
+
+
+def test_purge_removes_only_characters_past_their_grace_and_frees_their_names(make_user, capsys):
+    owner = make_user()
+    due = services.character_create(user_id=owner.id, name="Gone")
+    waiting = services.character_create(user_id=owner.id, name="Waiting")
+    services.character_schedule_deletion(character_id=due.id)
+    services.character_schedule_deletion(character_id=waiting.id)
+    Character.objects.filter(id=due.id).update(purge_at=timezone.now() - timedelta(seconds=1))
+    call_command("purge_characters")
+    assert "Purged 1 character(s)." in capsys.readouterr().out
+    assert set(Character.objects.values_list("name", flat=True)) == {"Waiting"}
+    assert services.character_create(user_id=owner.id, name="gone").name == "gone"
+
+
+def test_a_character_past_its_purge_time_is_gone_even_before_the_purge_runs(make_user):
+    character = services.character_create(user_id=make_user().id, name="Lapsed")
+    services.character_schedule_deletion(character_id=character.id)
+    Character.objects.filter(id=character.id).update(purge_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(NotFound):
+        services.character_restore(character_id=character.id)
+    assert services.character_create(user_id=make_user().id, name="LAPSED").name == "LAPSED"
+
+
+def test_unknown_or_malformed_owner_is_an_input_error_on_the_user_field():
+    for user_id in ("not-a-uuid", "00000000-0000-0000-0000-000000000000", None):
+        with pytest.raises(InvalidInput) as refused:
+            services.character_create(user_id=user_id, name="Nobody")
+        assert refused.value.field == "user"
