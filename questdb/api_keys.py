@@ -12,6 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 
@@ -68,7 +69,8 @@ def caller_for_key(key: str) -> Caller | None:
     if found:
         return caller
     try:
-        api_key = ServiceAPIKey.objects.get_from_key(key)
+        # From the primary: a key created a moment ago must work before replicas replay it.
+        api_key = ServiceAPIKey.objects.db_manager(DEFAULT_DB_ALIAS).get_from_key(key)
     except ServiceAPIKey.DoesNotExist:
         api_key = None
     valid = (

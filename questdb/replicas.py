@@ -105,6 +105,17 @@ class ReplicaMonitor:
         with self._lock:
             self._check_all()
 
+    def stop(self) -> None:
+        """Stop checking and close the monitor's connections (the next use starts afresh)."""
+        with self._lock:
+            self._pid = None
+            self._wake.set()
+            for state in self._states.values():
+                self._close(state.connection)
+                state.connection = None
+            self._close(self._primary)
+            self._primary = None
+
     # -- the background thread ------------------------------------------------
     def _ensure_running(self) -> None:
         # Threads do not survive fork: start one per process, lazily, after gunicorn forks.
@@ -126,6 +137,8 @@ class ReplicaMonitor:
             self._wake.wait(settings.DB_REPLICA_CHECK_INTERVAL)
             self._wake.clear()
             with self._lock:
+                if self._pid != pid:
+                    return
                 try:
                     self._check_all()
                 except Exception:  # the monitor must outlive any single failure

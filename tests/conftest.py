@@ -6,7 +6,7 @@ from django.db import connections
 from django.test.utils import setup_databases, teardown_databases
 
 from accounts.models import User
-from questdb import api_keys
+from questdb import api_keys, replicas
 from questdb.cache import lookup_cache
 from questdb.models import ServiceAPIKey
 
@@ -27,8 +27,11 @@ def django_db_setup(django_test_environment, django_db_blocker):
     for alias, original in originals.items():
         connections[alias].settings_dict = {**original, "NAME": test_name, "TEST": {**original["TEST"], "MIRROR": "default"}}
     yield
-    for alias in originals:
-        connections[alias].close()
+    replicas.monitor.stop()
+    for connection in connections.all():
+        connection.close()
+        if hasattr(connection, "close_pool"):
+            connection.close_pool()
     with django_db_blocker.unblock():
         teardown_databases(created, verbosity=0)
 
@@ -73,4 +76,5 @@ def write_key(db) -> str:
 def api(client, write_key):
     """A Django test client that sends the write key, as a calling service would."""
     client.defaults["HTTP_AUTHORIZATION"] = f"Api-Key {write_key}"
+    api_keys.caller_for_key(write_key)  # remembered, so query counts show only the endpoint's own
     return client
