@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from accounts import services
 from accounts.models import User
@@ -25,6 +26,7 @@ class UserAdmin(admin.ModelAdmin):
     readonly_fields = ("id", "created_at", "updated_at")
     ordering = ("-created_at",)
     inlines = [CharacterInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def save_model(self, request, obj, form, change) -> None:
         services.user_save(user=obj)

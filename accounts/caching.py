@@ -55,9 +55,7 @@ def invalidate_user(user: User) -> None:
     from sessions_app.caching import session_keys
 
     loaded_username, loaded_email = getattr(user, "_loaded_identity", (None, None))
-    keys = user_keys(
-        user_id=user.pk, usernames={user.username, loaded_username}, emails={user.email, loaded_email}
-    )
+    keys = user_keys(user_id=user.pk, usernames={user.username, loaded_username}, emails={user.email, loaded_email})
     # Session payloads embed the user, so they go stale with it.
     for session_id, token in user.sessions.values_list("id", "token"):
         keys += session_keys(session_id=session_id, token=token)

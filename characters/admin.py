@@ -35,7 +35,8 @@ class CharacterForm(forms.ModelForm):
         try:
             if "name" in cleaned:
                 services.validate_name(cleaned["name"])
-            cleaned.update(services.validate_fields(changes, allowed=services.UPDATABLE_FIELDS))
+            current = self.instance if self.instance.pk else None
+            cleaned.update(services.validate_fields(changes, allowed=services.UPDATABLE_FIELDS, current=current))
         except DomainError as error:
             raise ValidationError({error.field: error.message} if error.field else error.message) from None
         return cleaned

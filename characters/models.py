@@ -36,8 +36,8 @@ class Character(TimestampedModel):
     name = models.CharField(max_length=16, validators=[RegexValidator(NAME_PATTERN, NAME_RULE, code="invalid_name")])
     money = models.BigIntegerField(default=0, db_default=0)
     stats = models.JSONField(default=shapes.default_stats)
-    inventory = models.JSONField(default=shapes.default_inventory)
-    skills = models.JSONField(default=shapes.default_skills)
+    inventory = models.JSONField(default=shapes.default_inventory, blank=True)
+    skills = models.JSONField(default=shapes.default_skills, blank=True)
     looks = models.JSONField(default=shapes.default_looks)
     position = models.JSONField(default=shapes.default_position)
     is_active = models.BooleanField(default=True, db_default=True)
@@ -51,7 +51,9 @@ class Character(TimestampedModel):
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["user", "created_at"], name="characters_user_created_idx"),
-            models.Index(fields=["purge_at"], name="characters_purge_at_idx", condition=models.Q(purge_at__isnull=False)),
+            models.Index(
+                fields=["purge_at"], name="characters_purge_at_idx", condition=models.Q(purge_at__isnull=False)
+            ),
         ]
         constraints = [
             # Pending-deletion rows still hold their name until they are purged.
@@ -79,5 +81,3 @@ class Character(TimestampedModel):
 
     def etag(self) -> str:
         return f'"{self.updated_at.timestamp():.6f}"'
-
-

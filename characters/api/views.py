@@ -31,7 +31,9 @@ def _with_etag(character, *, status_code: int = 200, headers: dict | None = None
 
 @extend_schema_view(
     list=extend_schema(
-        parameters=[OpenApiParameter("user", str, description="Owner's user id: that user's characters, oldest first.")],
+        parameters=[
+            OpenApiParameter("user", str, description="Owner's user id: that user's characters, oldest first.")
+        ],
         responses={200: CharacterSerializer(many=True), 400: E[400]},
     ),
     retrieve=extend_schema(responses={200: CharacterSerializer, 404: E[404]}),
@@ -91,5 +93,3 @@ class CharacterViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def restore(self, request, pk=None):
         return _with_etag(services.character_restore(character_id=pk))
-
-

@@ -1,5 +1,6 @@
 """Shared OpenAPI pieces: the error body and which statuses an endpoint documents."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -28,3 +29,16 @@ ERROR_RESPONSES = {
         503: "Database busy or unavailable; retry.",
     }.items()
 }
+
+
+class APIKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "questdb.api_keys.APIKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Api-Key <key>`; create keys with `manage.py create_api_key NAME --scope read|write`.",
+        }

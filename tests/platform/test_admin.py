@@ -1,0 +1,137 @@
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from django.utils import timezone
+
+from characters.models import Character
+from sessions_app.models import Session
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(client):
+    admin = get_user_model().objects.create_superuser("staff", "staff@example.com", "a-long-staff-password")
+    client.force_login(admin)
+    return client
+
+
+@pytest.fixture
+def world(make_user):
+    owner = make_user(username="Owner", email="owner@example.com", name="Olivia")
+    character = Character.objects.create(user=owner, name="Knight")
+    session = Session.objects.create(user=owner, token="admin-secret", expires_at=timezone.now() + timedelta(hours=1))
+    return owner, character, session
+
+
+def _pages(world):
+    owner, character, session = world
+    return [
+        reverse("admin:accounts_user_changelist"),
+        reverse("admin:accounts_user_changelist") + "?q=owner@example.com",
+        reverse("admin:accounts_user_changelist") + "?role__exact=gm",
+        reverse("admin:accounts_user_change", args=[owner.id]),
+        reverse("admin:accounts_user_add"),
+        reverse("admin:characters_character_changelist"),
+        reverse("admin:characters_character_changelist") + "?q=Owner",
+        reverse("admin:characters_character_changelist") + "?status=pending_deletion",
+        reverse("admin:characters_character_change", args=[character.id]),
+        reverse("admin:characters_character_add"),
+        reverse("admin:sessions_app_session_changelist"),
+        reverse("admin:sessions_app_session_changelist") + "?q=Owner&state=live",
+        reverse("admin:sessions_app_session_change", args=[session.id]),
+        reverse("admin:questdb_serviceapikey_changelist"),
+    ]
+
+
+def test_every_admin_page_answers_200_for_staff(staff, world):
+    for page in _pages(world):
+        response = staff.get(page)
+        assert response.status_code == 200, page
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(client, world):
+    for page in _pages(world):
+        response = client.get(page)
+        assert response.status_code == 302 and "/admin/login/" in response["Location"], page
+
+
+def test_the_session_token_is_never_shown(staff, world):
+    _, _, session = world
+    for page in (reverse("admin:sessions_app_session_change", args=[session.id]), _pages(world)[10]):
+        assert b"admin-secret" not in staff.get(page).content
+
+
+def test_search_finds_characters_by_owner_username(staff, world):
+    response = staff.get(reverse("admin:characters_character_changelist") + "?q=owner")
+    assert b"Knight" in response.content
+
+
+def _action(staff, model: str, action: str, ids) -> None:
+    url = reverse(f"admin:{model}_changelist")
+    response = staff.post(url, {"action": action, "_selected_action": [str(i) for i in ids]})
+    assert response.status_code == 302
+
+
+def test_schedule_deletion_and_restore_actions(staff, world):
+    _, character, _ = world
+    _action(staff, "characters_character", "schedule_deletion", [character.id])
+    character.refresh_from_db()
+    assert character.deleted_at is not None and character.purge_at > timezone.now()
+    _action(staff, "characters_character", "restore", [character.id])
+    character.refresh_from_db()
+    assert character.deleted_at is None and character.purge_at is None
+
+
+def test_expire_now_action(staff, world):
+    _, _, session = world
+    _action(staff, "sessions_app_session", "expire_now", [session.id])
+    session.refresh_from_db()
+    assert session.expires_at <= timezone.now()
+
+
+def test_the_change_form_applies_the_domain_rules(staff, world):
+    _, character, _ = world
+    url = reverse("admin:characters_character_change", args=[character.id])
+    form = {
+        "money": "-5",
+        "stats": '{"level": 1}',
+        "inventory": "[]",
+        "skills": "[]",
+        "looks": '{"race": 0, "gender": 0, "face": 1, "hair": 1}',
+        "position": '{"map_id": 1, "x": 0, "y": 0, "z": 0}',
+        "is_active": "on",
+    }
+    response = staff.post(url, form)
+    assert response.status_code == 200  # the form comes back with the error
+    assert Character.objects.get(id=character.id).money == 0
+    response = staff.post(url, {**form, "money": "250", "stats": '{"level": 3}'})
+    assert response.status_code == 302
+    saved = Character.objects.get(id=character.id)
+    assert saved.money == 250 and saved.stats["level"] == 3 and saved.stats["hp"] == 100
+
+
+def test_staff_can_create_a_character_through_the_add_form(staff, world):
+    owner, _, _ = world
+    form = {
+        "user": str(owner.id),
+        "name": "Squire",
+        "money": "0",
+        "stats": '{"level": 1, "experience": 0, "strength": 10, "dexterity": 10, "intelligence": 10, '
+        '"vitality": 10, "hp": 100, "mp": 100}',
+        "inventory": "[]",
+        "skills": "[]",
+        "looks": '{"race": 0, "gender": 0, "face": 1, "hair": 1}',
+        "position": '{"map_id": 1, "x": 0, "y": 0, "z": 0}',
+        "is_active": "on",
+    }
+    response = staff.post(reverse("admin:characters_character_add"), form)
+    assert response.status_code == 302
+    assert Character.objects.filter(name="Squire", user=owner).exists()
+
+
+def test_game_users_cannot_sign_in_to_the_admin(client, world):
+    response = client.post(reverse("admin:login"), {"username": "Owner", "password": "anything"})
+    assert response.status_code == 200 and b"errornote" in response.content
