@@ -18,9 +18,7 @@ class Session(TimestampedModel):
     # The identity app looks sessions up by this bearer secret; the API never returns it.
     token = models.CharField(max_length=255, unique=True)
     # db_constraint=False: the migration adds the constraint with ON DELETE CASCADE.
-    user = models.ForeignKey(
-        "accounts.User", on_delete=models.CASCADE, related_name="sessions", db_constraint=False
-    )
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="sessions", db_constraint=False)
     expires_at = models.DateTimeField()
     ip_address = models.CharField(max_length=64, null=True, blank=True)
     user_agent = models.TextField(null=True, blank=True)

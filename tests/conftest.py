@@ -25,7 +25,11 @@ def django_db_setup(django_test_environment, django_db_blocker):
         created = setup_databases(verbosity=0, interactive=False, aliases={"default", *originals})
     test_name = connections["default"].settings_dict["NAME"]
     for alias, original in originals.items():
-        connections[alias].settings_dict = {**original, "NAME": test_name, "TEST": {**original["TEST"], "MIRROR": "default"}}
+        connections[alias].settings_dict = {
+            **original,
+            "NAME": test_name,
+            "TEST": {**original["TEST"], "MIRROR": "default"},
+        }
     yield
     replicas.monitor.stop()
     for connection in connections.all():

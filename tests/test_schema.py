@@ -57,7 +57,8 @@ def test_identity_app_can_insert_users_and_sessions_with_only_the_columns_it_kno
         )
     user = User.objects.get(id=user_id)
     assert (user.role, user.email_verified, user.display_username, user.name) == ("user", False, "", "")
-    assert user.created_at is not None and user.updated_at is not None
+    assert user.created_at is not None
+    assert user.updated_at is not None
     assert Session.objects.get(token="t0k3n").user_id == user_id
 
 

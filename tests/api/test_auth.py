@@ -51,7 +51,8 @@ def test_create_api_key_prints_a_working_key_alone_on_the_last_line(client, caps
     key = capsys.readouterr().out.strip().splitlines()[-1]
     assert " " not in key
     stored = ServiceAPIKey.objects.get(name="auth-server")
-    assert stored.scope == "read" and key not in stored.hashed_key
+    assert stored.scope == "read"
+    assert key not in stored.hashed_key
     assert _call(client, "get", "/api/v1/users/", f"Api-Key {key}").status_code == 200
 
 
@@ -72,6 +73,7 @@ def test_throttling_is_per_key(client, write_key, read_key, monkeypatch):
     statuses = [_call(client, "get", "/api/v1/users/", f"Api-Key {write_key}").status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
     throttled = _call(client, "get", "/api/v1/users/", f"Api-Key {write_key}")
-    assert throttled.json()["code"] == "throttled" and int(throttled["Retry-After"]) > 0
+    assert throttled.json()["code"] == "throttled"
+    assert int(throttled["Retry-After"]) > 0
     assert _call(client, "get", "/api/v1/users/", f"Api-Key {read_key}").status_code == 200
     cache.clear()

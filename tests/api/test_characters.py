@@ -27,7 +27,9 @@ CHARACTER_FIELDS = {
 
 
 def _create(api, user, name="Hero", **extra):
-    return api.post("/api/v1/characters/", {"user": str(user.id), "name": name, **extra}, content_type="application/json")
+    return api.post(
+        "/api/v1/characters/", {"user": str(user.id), "name": name, **extra}, content_type="application/json"
+    )
 
 
 def _patch(api, character_id, body, **headers):
@@ -40,7 +42,8 @@ def test_create_returns_201_with_the_object_and_its_location(api, make_user):
     assert response.status_code == 201
     body = response.json()
     assert set(body) == CHARACTER_FIELDS
-    assert body["user"] == str(owner.id) and body["looks"]["race"] == 1
+    assert body["user"] == str(owner.id)
+    assert body["looks"]["race"] == 1
     assert body["deleted_at"] is body["purge_at"] is body["seconds_until_purge"] is None
     assert response["Location"].endswith(f"/api/v1/characters/{body['id']}/")
     assert api.get(response["Location"]).status_code == 200
@@ -84,7 +87,8 @@ def test_the_character_limit_is_409_character_limit_reached(api, make_user, sett
 def test_get_carries_an_etag_and_unknown_malformed_or_purged_ids_are_404(api, make_user):
     character_id = _create(api, make_user()).json()["id"]
     response = api.get(f"/api/v1/characters/{character_id}/")
-    assert response.status_code == 200 and response["ETag"]
+    assert response.status_code == 200
+    assert response["ETag"]
     Character.objects.filter(id=character_id).delete()
     for path in (character_id, "00000000-0000-0000-0000-000000000000", "nonsense"):
         response = api.get(f"/api/v1/characters/{path}/")
@@ -112,9 +116,12 @@ def test_list_with_a_malformed_user_is_400(api):
 def test_patch_updates_allowed_fields_and_returns_a_new_etag(api, make_user):
     created = _create(api, make_user())
     character_id, etag = created.json()["id"], created["ETag"]
-    response = _patch(api, character_id, {"money": 50, "position": {"map_id": 2, "x": 1, "y": 2, "z": 3}}, HTTP_IF_MATCH=etag)
+    response = _patch(
+        api, character_id, {"money": 50, "position": {"map_id": 2, "x": 1, "y": 2, "z": 3}}, HTTP_IF_MATCH=etag
+    )
     assert response.status_code == 200
-    assert response.json()["money"] == 50 and response.json()["position"]["map_id"] == 2
+    assert response.json()["money"] == 50
+    assert response.json()["position"]["map_id"] == 2
     assert response["ETag"] != etag
 
 
@@ -129,8 +136,13 @@ def test_patch_with_a_stale_etag_is_412_and_writes_nothing(api, make_user):
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"name": "Other"}, "name"), ({"user": "00000000-0000-0000-0000-000000000000"}, "user"), ({"money": -1}, "money"),
-     ({"stats": "strong"}, "stats"), ({"inventory": [1, 2]}, "inventory")],
+    [
+        ({"name": "Other"}, "name"),
+        ({"user": "00000000-0000-0000-0000-000000000000"}, "user"),
+        ({"money": -1}, "money"),
+        ({"stats": "strong"}, "stats"),
+        ({"inventory": [1, 2]}, "inventory"),
+    ],
 )
 def test_patch_refuses_fixed_fields_and_bad_shapes_with_400(api, make_user, body, field):
     character_id = _create(api, make_user()).json()["id"]
@@ -157,10 +169,12 @@ def test_delete_schedules_deletion_idempotently_and_restore_clears_it(api, make_
     first = api.delete(f"/api/v1/characters/{character_id}/")
     assert first.status_code == 200
     body = first.json()
-    assert body["deleted_at"] and 3590 <= body["seconds_until_purge"] <= 3600
+    assert body["deleted_at"]
+    assert 3590 <= body["seconds_until_purge"] <= 3600
     assert api.delete(f"/api/v1/characters/{character_id}/").json()["purge_at"] == body["purge_at"]
     restored = api.post(f"/api/v1/characters/{character_id}/restore/")
-    assert restored.status_code == 200 and restored.json()["deleted_at"] is None
+    assert restored.status_code == 200
+    assert restored.json()["deleted_at"] is None
     again = api.post(f"/api/v1/characters/{character_id}/restore/")
     assert (again.status_code, again.json()["code"]) == (409, "not_pending_deletion")
 
@@ -173,7 +187,9 @@ def test_a_character_past_its_purge_time_reads_as_404(api, make_user):
 
 
 @pytest.mark.parametrize("count", [1, 10])
-def test_listing_characters_costs_the_same_queries_for_1_or_10(api, make_user, settings, count, django_assert_num_queries):
+def test_listing_characters_costs_the_same_queries_for_1_or_10(
+    api, make_user, settings, count, django_assert_num_queries
+):
     settings.MAX_CHARACTERS_PER_USER = 10
     owner = make_user()
     for number in range(count):
@@ -196,5 +212,7 @@ def test_character_endpoints_query_budget(api, make_user, method, path, queries,
         api.delete(f"/api/v1/characters/{character_id}/")
     url = f"/api/v1/characters/{character_id}/" + ("restore/" if path == "restore" else "")
     with django_assert_max_num_queries(queries):
-        response = getattr(api, method)(url, {"money": 3} if method == "patch" else None, content_type="application/json")
+        response = getattr(api, method)(
+            url, {"money": 3} if method == "patch" else None, content_type="application/json"
+        )
     assert response.status_code == 200

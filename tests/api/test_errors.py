@@ -42,7 +42,8 @@ def test_a_wrong_content_type_is_415(api):
 
 def test_unknown_api_paths_are_json_404(api):
     response = api.get("/api/v1/nothing-here/")
-    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
 
 
 def test_a_malformed_consistency_token_is_400(api):
@@ -53,4 +54,8 @@ def test_a_malformed_consistency_token_is_400(api):
 def test_validation_errors_list_every_field(api, make_user):
     body = {"user": str(make_user().id), "name": "Valid", "money": -1}
     response = api.post("/api/v1/characters/", body, content_type="application/json")
-    assert response.json() == {"code": "invalid_money", "detail": "money must be between 0 and 2^63-1.", "field": "money"}
+    assert response.json() == {
+        "code": "invalid_money",
+        "detail": "money must be between 0 and 2^63-1.",
+        "field": "money",
+    }

@@ -23,7 +23,9 @@ def live_session(make_user):
 
 @pytest.fixture
 def expired_session(make_user):
-    return Session.objects.create(user=make_user(), token="stale-token", expires_at=timezone.now() - timedelta(seconds=1))
+    return Session.objects.create(
+        user=make_user(), token="stale-token", expires_at=timezone.now() - timedelta(seconds=1)
+    )
 
 
 def _lookup(api, token):
@@ -41,7 +43,8 @@ def test_session_by_id_embeds_the_user_and_never_the_token(api, live_session):
 
 def test_lookup_by_token_finds_the_session(api, live_session):
     response = _lookup(api, "super-secret-token")
-    assert response.status_code == 200 and response.json()["id"] == str(live_session.id)
+    assert response.status_code == 200
+    assert response.json()["id"] == str(live_session.id)
     assert b"super-secret-token" not in response.content
 
 

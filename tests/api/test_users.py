@@ -29,7 +29,8 @@ def test_user_by_id_returns_the_documented_fields(api, make_user):
 def test_lookups_by_username_and_email_ignore_case(api, make_user, path):
     user = make_user(username="Alice", email="alice@example.com")
     response = api.get(f"/api/v1/users/{path}/")
-    assert response.status_code == 200 and response.json()["id"] == str(user.id)
+    assert response.status_code == 200
+    assert response.json()["id"] == str(user.id)
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,8 @@ def test_a_user_cannot_exceed_the_character_limit(make_user, settings):
 
 def test_new_characters_start_with_the_documented_values(make_user):
     character = services.character_create(user_id=make_user().id, name="Fresh")
-    assert character.stats["level"] == 1 and character.stats["hp"] == 100
+    assert character.stats["level"] == 1
+    assert character.stats["hp"] == 100
     assert set(character.looks) == {"race", "gender", "face", "hair"}
     assert set(character.position) == {"map_id", "x", "y", "z"}
     assert (character.money, character.inventory, character.skills, character.is_active) == (0, [], [], True)
@@ -52,7 +53,9 @@ def test_new_characters_start_with_the_documented_values(make_user):
 def test_update_merges_partial_objects_and_keeps_the_rest(make_user):
     character = services.character_create(user_id=make_user().id, name="Grower")
     updated = services.character_update(character_id=character.id, changes={"stats": {"level": 7}, "money": 5})
-    assert updated.stats["level"] == 7 and updated.stats["strength"] == 10 and updated.money == 5
+    assert updated.stats["level"] == 7
+    assert updated.stats["strength"] == 10
+    assert updated.money == 5
 
 
 @pytest.mark.parametrize(
@@ -109,7 +112,8 @@ def test_deletion_is_scheduled_idempotently_and_can_be_restored(make_user, setti
         services.character_update(character_id=character.id, changes={"money": 1})
     assert refused.value.code == services.PENDING_DELETION
     restored = services.character_restore(character_id=character.id)
-    assert restored.deleted_at is None and restored.purge_at is None
+    assert restored.deleted_at is None
+    assert restored.purge_at is None
     with pytest.raises(Conflict) as refused:
         services.character_restore(character_id=character.id)
     assert refused.value.code == services.NOT_PENDING_DELETION

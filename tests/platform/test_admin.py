@@ -79,10 +79,12 @@ def test_schedule_deletion_and_restore_actions(staff, world):
     _, character, _ = world
     _action(staff, "characters_character", "schedule_deletion", [character.id])
     character.refresh_from_db()
-    assert character.deleted_at is not None and character.purge_at > timezone.now()
+    assert character.deleted_at is not None
+    assert character.purge_at > timezone.now()
     _action(staff, "characters_character", "restore", [character.id])
     character.refresh_from_db()
-    assert character.deleted_at is None and character.purge_at is None
+    assert character.deleted_at is None
+    assert character.purge_at is None
 
 
 def test_expire_now_action(staff, world):
@@ -110,7 +112,9 @@ def test_the_change_form_applies_the_domain_rules(staff, world):
     response = staff.post(url, {**form, "money": "250", "stats": '{"level": 3}'})
     assert response.status_code == 302
     saved = Character.objects.get(id=character.id)
-    assert saved.money == 250 and saved.stats["level"] == 3 and saved.stats["hp"] == 100
+    assert saved.money == 250
+    assert saved.stats["level"] == 3
+    assert saved.stats["hp"] == 100
 
 
 def test_staff_can_create_a_character_through_the_add_form(staff, world):
@@ -134,4 +138,5 @@ def test_staff_can_create_a_character_through_the_add_form(staff, world):
 
 def test_game_users_cannot_sign_in_to_the_admin(client, world):
     response = client.post(reverse("admin:login"), {"username": "Owner", "password": "anything"})
-    assert response.status_code == 200 and b"errornote" in response.content
+    assert response.status_code == 200
+    assert b"errornote" in response.content
