@@ -55,7 +55,8 @@ def test_every_admin_page_answers_200_for_staff(staff, world):
 def test_anonymous_visitors_are_sent_to_the_login_page(client, world):
     for page in _pages(world):
         response = client.get(page)
-        assert response.status_code == 302 and "/admin/login/" in response["Location"], page
+        assert response.status_code == 302, page
+        assert "/admin/login/" in response["Location"], page
 
 
 def test_the_session_token_is_never_shown(staff, world):
