@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+from django.db import DEFAULT_DB_ALIAS
 from rest_framework.renderers import JSONRenderer
 
 from accounts import selectors
@@ -57,6 +58,7 @@ def invalidate_user(user: User) -> None:
     loaded_username, loaded_email = getattr(user, "_loaded_identity", (None, None))
     keys = user_keys(user_id=user.pk, usernames={user.username, loaded_username}, emails={user.email, loaded_email})
     # Session payloads embed the user, so they go stale with it.
-    for session_id, token in user.sessions.values_list("id", "token"):
+    # From the primary: a replica may not have the sessions this write must reach yet.
+    for session_id, token in user.sessions.using(DEFAULT_DB_ALIAS).values_list("id", "token"):
         keys += session_keys(session_id=session_id, token=token)
     lookup_cache.invalidate(keys)

@@ -56,6 +56,9 @@ def _finish(config: dict, env: environ.Env, *, connect_timeout: float) -> dict:
     config["ENGINE"] = "django.db.backends.postgresql"
     # Pooled connections: CONN_MAX_AGE must stay 0, the pool keeps them open.
     config["CONN_MAX_AGE"] = 0
+    # The pool checks a connection before lending it, so one broken by a server restart is
+    # replaced instead of failing a request (one round trip per checkout; cache hits need none).
+    config["CONN_HEALTH_CHECKS"] = env.bool("DB_HEALTH_CHECKS", default=True)
     config["OPTIONS"] = {
         "pool": _pool_options(env),
         "application_name": env.str("DB_APPLICATION_NAME", default="questdb"),

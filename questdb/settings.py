@@ -188,9 +188,61 @@ LOGGING = {
 }
 
 # --- Backups ---------------------------------------------------------------
+# `manage.py backup` dumps the primary (replicas are copies), gzips and GPG-encrypts the
+# dump and stores it beside a JSON manifest; `manage.py restore` is its inverse. Both build
+# on django-dbbackup (connectors, storage). See docs/operations.md.
 BACKUP_DIR = env.str("BACKUP_DIR", default=str(BASE_DIR / "var" / "backups"))
-BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=30)
-BACKUP_GPG_RECIPIENT = env.str("BACKUP_GPG_RECIPIENT", default="")
+BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=30)  # by age, in days
+BACKUP_GPG_RECIPIENT = env.str("BACKUP_GPG_RECIPIENT", default="")  # key id, fingerprint or e-mail; comma-separated
+# Keys: ASCII-armored text, base64 of it, or a path to a key file. Each is imported into a
+# throwaway GNUPGHOME; without them the keyring in GNUPGHOME is used.
+BACKUP_GPG_PUBLIC_KEY = env.str("BACKUP_GPG_PUBLIC_KEY", default="")  # for backup
+BACKUP_GPG_PRIVATE_KEY = env.str("BACKUP_GPG_PRIVATE_KEY", default="")  # for restore only
+BACKUP_GPG_PASSPHRASE = env.str("BACKUP_GPG_PASSPHRASE", default="")  # of the private key, if it has one
+# Seconds between "still working" lines during a long dump, upload or restore.
+BACKUP_PROGRESS_INTERVAL = env.float("BACKUP_PROGRESS_INTERVAL", default=30.0)
+BACKUP_STORAGE = env.str("BACKUP_STORAGE", default="filesystem")  # filesystem (BACKUP_DIR) or s3
+BACKUP_S3_BUCKET = env.str("BACKUP_S3_BUCKET", default="")
+BACKUP_S3_ENDPOINT_URL = env.str("BACKUP_S3_ENDPOINT_URL", default="")  # empty: AWS; set for MinIO, R2, ...
+BACKUP_S3_ACCESS_KEY_ID = env.str("BACKUP_S3_ACCESS_KEY_ID", default="")  # empty: boto3's credential chain
+BACKUP_S3_SECRET_ACCESS_KEY = env.str("BACKUP_S3_SECRET_ACCESS_KEY", default="")
+BACKUP_S3_REGION = env.str("BACKUP_S3_REGION", default="")
+BACKUP_S3_PREFIX = env.str("BACKUP_S3_PREFIX", default="questdb-backups")
+if BACKUP_STORAGE == "filesystem":
+    _backup_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": BACKUP_DIR, "file_permissions_mode": 0o600, "directory_permissions_mode": 0o700},
+    }
+elif BACKUP_STORAGE == "s3":
+    if not BACKUP_S3_BUCKET:
+        raise ImproperlyConfigured("BACKUP_STORAGE=s3 needs BACKUP_S3_BUCKET.")
+    _backup_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": BACKUP_S3_BUCKET,
+            "endpoint_url": BACKUP_S3_ENDPOINT_URL or None,
+            "access_key": BACKUP_S3_ACCESS_KEY_ID or None,
+            "secret_key": BACKUP_S3_SECRET_ACCESS_KEY or None,
+            "region_name": BACKUP_S3_REGION or None,
+            "location": BACKUP_S3_PREFIX.strip("/"),
+            "default_acl": "private",
+            "file_overwrite": False,
+        },
+    }
+else:
+    raise ImproperlyConfigured(f"BACKUP_STORAGE must be filesystem or s3, not {BACKUP_STORAGE!r}.")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "dbbackup": _backup_storage,
+}
+# django-dbbackup: the databases questdb owns are the primary aliases; replicas are copies.
+DBBACKUP_DATABASES = [alias for alias in DATABASES if alias not in REPLICA_ALIASES]
+DBBACKUP_FILENAME_TEMPLATE = "{databasename}-{datetime}.{extension}"
+DBBACKUP_DATE_FORMAT = "%Y-%m-%d-%H%M%S"
+DBBACKUP_GPG_RECIPIENT = BACKUP_GPG_RECIPIENT
+DBBACKUP_GPG_ALWAYS_TRUST = True
+DBBACKUP_SEND_EMAIL = False
 
 # --- Django boilerplate ----------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,0 +1,124 @@
+"""Database helpers shared by questdb's operations commands (not a command: the name starts with "_").
+
+The commands open their own short-lived psycopg connections instead of Django's pooled
+ones: an advisory lock or an exported snapshot must stay on one known session.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+# OPTIONS keys that only Django understands; libpq would reject them.
+_DJANGO_ONLY_OPTIONS = {
+    "pool",
+    "server_side_binding",
+    "isolation_level",
+    "assume_role",
+    "prepare_threshold",
+    "cursor_factory",
+    "context",
+}
+
+# Relations that make a database "not empty" for a restore, and tables whose rows are counted.
+_USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' "
+_USER_SCHEMAS += "AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
+PG_TABLES_SQL = f"""
+    SELECT n.nspname, c.relname
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND {_USER_SCHEMAS}
+    ORDER BY 1, 2
+"""
+PG_RELATIONS_SQL = f"""
+    SELECT count(*)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {_USER_SCHEMAS}
+"""
+
+
+def is_postgresql(settings_dict: dict) -> bool:
+    engine = settings_dict.get("ENGINE", "")
+    return "postgresql" in engine or "postgis" in engine
+
+
+def is_sqlite(settings_dict: dict) -> bool:
+    return "sqlite3" in settings_dict.get("ENGINE", "") or "spatialite" in settings_dict.get("ENGINE", "")
+
+
+def describe(settings_dict: dict, dbname: str | None = None) -> str:
+    """`user@host:port/name` (never the password), or the SQLite file."""
+    name = dbname or settings_dict.get("NAME")
+    if not is_postgresql(settings_dict):
+        return f"sqlite:{name}"
+    user = settings_dict.get("USER") or ""
+    host = settings_dict.get("HOST") or "localhost"
+    port = settings_dict.get("PORT") or 5432
+    return f"{user + '@' if user else ''}{host}:{port}/{name}"
+
+
+def pg_connect_kwargs(settings_dict: dict, *, application_name: str, dbname: str | None = None) -> dict:
+    options = settings_dict.get("OPTIONS") or {}
+    kwargs = {key: value for key, value in options.items() if key not in _DJANGO_ONLY_OPTIONS}
+    kwargs["dbname"] = dbname or settings_dict["NAME"]
+    kwargs["application_name"] = application_name
+    for setting, keyword in (("USER", "user"), ("PASSWORD", "password"), ("HOST", "host"), ("PORT", "port")):
+        if settings_dict.get(setting):
+            kwargs[keyword] = str(settings_dict[setting])
+    return kwargs
+
+
+def pg_connect(
+    settings_dict: dict,
+    *,
+    application_name: str,
+    dbname: str | None = None,
+    autocommit: bool = True,
+    connect_timeout: float | None = None,
+) -> psycopg.Connection:
+    kwargs = pg_connect_kwargs(settings_dict, application_name=application_name, dbname=dbname)
+    if connect_timeout is not None:
+        kwargs["connect_timeout"] = max(1, round(connect_timeout))
+    return psycopg.connect(**kwargs, autocommit=autocommit)
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else error.__class__.__name__
+
+
+def pg_row_counts(connection: psycopg.Connection) -> list[dict]:
+    """Exact row counts of every table in the user schemas, in the connection's snapshot."""
+    tables = connection.execute(PG_TABLES_SQL).fetchall()
+    counts = []
+    for schema, name in tables:
+        query = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+        counts.append({"schema": schema, "name": name, "rows": connection.execute(query).fetchone()[0]})
+    return counts
+
+
+def pg_relation_count(connection: psycopg.Connection) -> int:
+    return connection.execute(PG_RELATIONS_SQL).fetchone()[0]
+
+
+def sqlite_row_counts(path: str | Path) -> list[dict]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        names = [
+            row[0]
+            for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+                "ORDER BY name"
+            )
+        ]
+        return [
+            {
+                "schema": "main",
+                "name": name,
+                "rows": connection.execute(f'SELECT count(*) FROM "{name.replace(chr(34), chr(34) * 2)}"').fetchone()[
+                    0
+                ],
+            }
+            for name in names
+        ]
