@@ -191,11 +191,15 @@ def test_a_rolled_back_write_leaves_the_cache_alone(api, character):
     path = f"/api/v1/characters/{character.id}/"
     cached = api.get(path).content
     invalidations = _events("character", "invalidation")
-    with pytest.raises(RuntimeError), transaction.atomic():
-        Character.objects.filter(id=character.id).update(money=999)
-        character.money = 999
-        character.save()
-        raise RuntimeError("abort")
+
+    def write_then_fail() -> None:
+        with transaction.atomic():
+            character.money = 999
+            character.save()
+            raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
     assert _events("character", "invalidation") == invalidations
     assert api.get(path).content == cached
 
