@@ -164,6 +164,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "questdb.api.schema.add_common_responses",
+    ],
 }
 
 # --- Observability ---------------------------------------------------------
@@ -238,7 +242,7 @@ STORAGES = {
 }
 # django-dbbackup: the databases questdb owns are the primary aliases; replicas are copies.
 DBBACKUP_DATABASES = [alias for alias in DATABASES if alias not in REPLICA_ALIASES]
-DBBACKUP_FILENAME_TEMPLATE = "{databasename}-{datetime}.{extension}"
+DBBACKUP_FILENAME_TEMPLATE = "questdb-{databasename}-{datetime}.{extension}"  # databasename: the alias
 DBBACKUP_DATE_FORMAT = "%Y-%m-%d-%H%M%S"
 DBBACKUP_GPG_RECIPIENT = BACKUP_GPG_RECIPIENT
 DBBACKUP_GPG_ALWAYS_TRUST = True

@@ -42,3 +42,30 @@ class APIKeyScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "`Api-Key <key>`; create keys with `manage.py create_api_key NAME --scope read|write`.",
         }
+
+
+_COMMON_ERRORS = {
+    "401": "Missing or invalid API key.",
+    "403": "The API key's scope does not allow this.",
+    "429": "Throttled.",
+    "503": "Database busy or unavailable; retry.",
+}
+_BODY_ERRORS = {"400": "Malformed body.", "413": "Request body too large.", "415": "Body is not JSON."}
+
+
+def add_common_responses(result, generator, request, public):
+    """Every API operation can answer these; document them once instead of on every view."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            extra = {**_COMMON_ERRORS, **(_BODY_ERRORS if method in ("post", "patch", "put") else {})}
+            if "{" in path:
+                extra["404"] = "Not found."
+            elif method == "get":
+                extra["404"] = "No such page of results."
+            for status, description in extra.items():
+                responses.setdefault(status, {"description": description, "content": error})
+    return result
