@@ -53,7 +53,8 @@ def _finish(config: dict, env: environ.Env, *, connect_timeout: float) -> dict:
     config.pop("OPTIONS", None)
     if config["ENGINE"] == "django.db.backends.sqlite3":
         return config
-    config["ENGINE"] = "django.db.backends.postgresql"
+    # Django's PostgreSQL backend, counting queries and errors per alias for /metrics.
+    config["ENGINE"] = "django_prometheus.db.backends.postgresql"
     # Pooled connections: CONN_MAX_AGE must stay 0, the pool keeps them open.
     config["CONN_MAX_AGE"] = 0
     # The pool checks a connection before lending it, so one broken by a server restart is
@@ -71,7 +72,7 @@ def build_databases(env: environ.Env, *, default_sqlite_path: Path) -> dict:
     primary = environ.Env.db_url_config(_primary_url(env, default_sqlite_path))
     primary_connect_timeout = env.int("DB_CONNECTION_TIMEOUT", default=20000) / 1000
     databases = {PRIMARY: _finish(primary, env, connect_timeout=primary_connect_timeout)}
-    if databases[PRIMARY]["ENGINE"] != "django.db.backends.postgresql":
+    if databases[PRIMARY]["ENGINE"] == "django.db.backends.sqlite3":
         return databases
     replica_timeout = env.float("DB_REPLICA_CONNECT_TIMEOUT", default=1.0)
     for number, replica in enumerate(_replica_configs(env, primary), start=1):

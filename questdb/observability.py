@@ -13,8 +13,10 @@ import time
 import uuid
 
 from django.conf import settings
+from django.db import connections
 from django.http import HttpResponseForbidden
 from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import Gauge
 
 request_logger = logging.getLogger("questdb.request")
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -63,9 +65,29 @@ class RequestLogMiddleware:
         return response
 
 
+POOL_CONNECTIONS = Gauge(
+    "questdb_db_pool_connections",
+    "Connections in this process's pool per database alias: open, idle, and requests waiting for one.",
+    ["alias", "state"],
+    multiprocess_mode="liveall",
+)
+
+
+def refresh_pool_gauges() -> None:
+    for alias in connections:
+        pool = getattr(connections[alias], "_connection_pools", {}).get(alias)
+        if pool is None:
+            continue
+        stats = pool.get_stats()
+        POOL_CONNECTIONS.labels(alias, "open").set(stats.get("pool_size", 0))
+        POOL_CONNECTIONS.labels(alias, "idle").set(stats.get("pool_available", 0))
+        POOL_CONNECTIONS.labels(alias, "waiting").set(stats.get("requests_waiting", 0))
+
+
 def metrics(request):
     """Prometheus metrics; no API key, optionally limited to METRICS_ALLOWED_IPS."""
     allowed = settings.METRICS_ALLOWED_IPS
     if allowed and request.META.get("REMOTE_ADDR") not in allowed:
         return HttpResponseForbidden("metrics are not served to this address\n")
+    refresh_pool_gauges()
     return ExportToDjangoView(request)

@@ -20,6 +20,8 @@ import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from questdb.observability import refresh_pool_gauges
+
 logger = logging.getLogger(__name__)
 HISTORY = 600  # primary WAL positions remembered, one per check
 
@@ -141,6 +143,7 @@ class ReplicaMonitor:
                     return
                 try:
                     self._check_all()
+                    refresh_pool_gauges()
                 except Exception:  # the monitor must outlive any single failure
                     logger.exception("replica check failed")
 

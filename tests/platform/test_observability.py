@@ -1,0 +1,54 @@
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from questdb.observability import JsonFormatter
+from sessions_app.models import Session
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_request_id_is_taken_from_the_caller_or_generated(api):
+    assert api.get("/healthz", HTTP_X_REQUEST_ID="trace-42")["X-Request-ID"] == "trace-42"
+    generated = api.get("/healthz", HTTP_X_REQUEST_ID="bad id\nwith newline")["X-Request-ID"]
+    assert generated != "bad id\nwith newline"
+    assert len(generated) == 32
+
+
+def test_request_logs_are_json_with_id_key_name_status_and_duration_and_no_secrets(api, write_key, make_user, caplog):
+    session = Session.objects.create(
+        user=make_user(), token="log-secret", expires_at=timezone.now() + timedelta(hours=1)
+    )
+    caplog.set_level(logging.INFO, logger="questdb.request")
+    api.post(
+        "/api/v1/sessions/lookup/", {"token": "log-secret"}, content_type="application/json", HTTP_X_REQUEST_ID="r-1"
+    )
+    record = next(r for r in caplog.records if r.name == "questdb.request")
+    line = json.loads(JsonFormatter().format(record))
+    assert line["request_id"] == "r-1"
+    assert line["api_key"] == "character-server"
+    assert line["status"] == 200
+    assert line["duration_ms"] >= 0
+    assert line["path"] == "/api/v1/sessions/lookup/"
+    everything = "\n".join(JsonFormatter().format(r) for r in caplog.records)
+    assert "log-secret" not in everything
+    assert write_key not in everything
+    assert str(session.id)  # the session id may appear; the token never does
+
+
+def test_metrics_need_no_key_and_cover_requests_queries_cache_and_pools(api, client, make_user):
+    api.get(f"/api/v1/users/{make_user().id}/")
+    body = client.get("/metrics").content.decode()
+    assert "django_http_requests_latency_seconds_by_view_method" in body
+    assert 'django_db_execute_total{alias="default",vendor="postgresql"}' in body
+    assert "questdb_cache_events_total" in body
+    assert 'questdb_db_pool_connections{alias="default",state="open"}' in body
+
+
+def test_metrics_can_be_restricted_to_some_addresses(client, settings):
+    settings.METRICS_ALLOWED_IPS = ["10.0.0.5"]
+    assert client.get("/metrics").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="10.0.0.5").status_code == 200
