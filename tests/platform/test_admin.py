@@ -141,3 +141,12 @@ def test_game_users_cannot_sign_in_to_the_admin(client, world):
     response = client.post(reverse("admin:login"), {"username": "Owner", "password": "anything"})
     assert response.status_code == 200
     assert b"errornote" in response.content
+
+
+def test_createsuperuser_works_on_postgresql(client, monkeypatch):
+    from django.core.management import call_command
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "another-long-password")
+    call_command("createsuperuser", interactive=False, username="ops", email="ops@example.com", verbosity=0)
+    assert client.login(username="ops", password="another-long-password")
+    assert client.get(reverse("admin:index")).status_code == 200
