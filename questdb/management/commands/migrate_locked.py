@@ -21,7 +21,8 @@ MIGRATION_LOCK_ID = 727_374_001_000_001
 HOLDER_SQL = """
     SELECT a.pid, coalesce(host(a.client_addr), 'local'), a.application_name
     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-    WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    WHERE l.locktype = 'advisory' AND l.granted
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND l.classid = %(high)s AND l.objid = %(low)s AND l.objsubid = 1
 """
 

@@ -7,7 +7,6 @@ one clear line instead of a traceback.
 
 import time
 
-import psycopg
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 

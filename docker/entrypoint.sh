@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# questdb container entry point.
+#
+# With no arguments it serves the app: wait (bounded) for the primary, apply
+# migrations under a PostgreSQL advisory lock (so that several app containers
+# starting at once migrate exactly once), then replace itself with gunicorn.
+# With arguments it runs them instead, e.g. `python manage.py backup`.
+#
+# Environment:
+#   WAIT_FOR_DB       0 skips waiting for the primary (default 1)
+#   DB_WAIT_TIMEOUT   seconds to wait for the primary (default 60)
+#   MIGRATE_ON_START  0 skips migrations, e.g. when a release job runs them (default 1)
+#   MIGRATE_LOCK_TIMEOUT  seconds to wait for another container's migrations (default 900)
+set -o errexit -o pipefail -o nounset
+
+APP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$APP_DIR"
+
+log() { printf 'entrypoint: %s\n' "$*" >&2; }
+
+is_off() {
+    case "${1,,}" in
+        0 | false | no | off) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+if [ "$#" -gt 0 ]; then
+    exec "$@"
+fi
+
+if is_off "${WAIT_FOR_DB:-1}"; then
+    log "WAIT_FOR_DB=${WAIT_FOR_DB}: not waiting for the primary"
+else
+    python manage.py wait_for_db --timeout "${DB_WAIT_TIMEOUT:-60}"
+fi
+
+if is_off "${MIGRATE_ON_START:-1}"; then
+    log "MIGRATE_ON_START=${MIGRATE_ON_START}: skipping migrations"
+else
+    python manage.py migrate_locked --lock-timeout "${MIGRATE_LOCK_TIMEOUT:-900}"
+fi
+
+log "starting gunicorn"
+exec gunicorn -c gunicorn.conf.py questdb.wsgi

@@ -1,0 +1,339 @@
+"""Pieces shared by `manage.py backup` and `manage.py restore` (not a command: the name starts with "_").
+
+A backup is two files in the backup storage (django-dbbackup's storage: BACKUP_DIR or S3):
+
+    questdb-<alias>-<YYYY-mm-dd-HHMMSS>.psql.bin.gz.gpg            pg_dump custom format, gzip, GPG
+    questdb-<alias>-<YYYY-mm-dd-HHMMSS>.psql.bin.gz.gpg.metadata   the JSON manifest
+
+The manifest keeps django-dbbackup's metadata keys (engine, connector) and adds the
+SHA-256 of the stored file, the GPG recipients and the exact row count of every
+table, taken in the same snapshot as the dump. `restore` checks all of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.base import ContentFile
+from django.core.management.base import CommandError
+
+MANIFEST_FORMAT = "questdb-backup/1"
+# django-dbbackup's name for a backup's metadata file: its own listings skip these.
+MANIFEST_SUFFIX = ".metadata"
+DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2}-\d{6})")
+CHUNK = 1024 * 1024
+
+# django-dbbackup logs every command line it runs at DEBUG; questdb prints its own progress.
+logging.getLogger("dbbackup").setLevel(logging.WARNING)
+logging.getLogger("dbbackup.command").setLevel(logging.WARNING)
+
+
+def get_storage():
+    """django-dbbackup's storage wrapper around STORAGES["dbbackup"], with a clear error if it cannot load."""
+    from dbbackup.storage import get_storage as dbbackup_storage
+
+    try:
+        return dbbackup_storage()
+    except (ImportError, ImproperlyConfigured) as error:
+        hint = " (BACKUP_STORAGE=s3 needs boto3: pip install boto3)" if settings.BACKUP_STORAGE == "s3" else ""
+        raise CommandError(f"Cannot open the {settings.BACKUP_STORAGE} backup storage: {error}{hint}") from None
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def backup_prefix(alias: str) -> str:
+    """File-name prefix of an alias's backups, from DBBACKUP_FILENAME_TEMPLATE (e.g. "questdb-default-")."""
+    from dbbackup.utils import filename_generate
+
+    return filename_generate("x", database_name=alias, wildcard="\0").split("\0")[0]
+
+
+def date_of(name: str, prefix: str) -> datetime | None:
+    """The date in a backup's (or manifest's) name, or None if the name is not one of ours."""
+    if not name.startswith(prefix):
+        return None
+    match = DATE_RE.match(name[len(prefix) :])
+    if not match:
+        return None
+    try:
+        return datetime.strptime(match.group(1), settings.DBBACKUP_DATE_FORMAT)
+    except ValueError:
+        return None
+
+
+def list_backups(storage, alias: str) -> list[str]:
+    """The alias's encrypted backups in the storage, oldest first (manifests excluded)."""
+    prefix = backup_prefix(alias)
+    names = [
+        name
+        for name in storage.list_backups(encrypted=True, compressed=True, content_type="db")
+        if date_of(name, prefix) is not None and not name.endswith(MANIFEST_SUFFIX)
+    ]
+    return sorted(names, key=lambda name: (date_of(name, prefix), name))
+
+
+class Progress:
+    """Per-step lines, and a "still ..." line every BACKUP_PROGRESS_INTERVAL seconds during long steps."""
+
+    def __init__(self, command, total: int, label: str = "") -> None:
+        self.stdout = command.stdout
+        self.total = total
+        self.label = f"{label} " if label else ""
+        self.number = 0
+        self.started = time.monotonic()
+        self.interval = float(settings.BACKUP_PROGRESS_INTERVAL)
+        self.lock = threading.Lock()
+
+    def write(self, line: str) -> None:
+        with self.lock:
+            self.stdout.write(line)
+            self.stdout.flush()
+
+    def step(self, message: str) -> None:
+        self.number += 1
+        self.write(f"[{self.label}{self.number}/{self.total}] {message}")
+
+    def detail(self, message: str) -> None:
+        self.write(f"      {message}")
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @contextlib.contextmanager
+    def ticking(self, activity: str, size: Callable[[], int] | None = None) -> Iterator[None]:
+        stop = threading.Event()
+        started = time.monotonic()
+
+        def tick() -> None:
+            while not stop.wait(self.interval):
+                extra = ""
+                if size is not None:
+                    with contextlib.suppress(OSError):
+                        extra = f", {human_size(size())} so far"
+                self.detail(f"... still {activity} ({time.monotonic() - started:.0f}s{extra})")
+
+        thread = threading.Thread(target=tick, name="questdb-backup-progress", daemon=True)
+        if self.interval > 0:
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread.is_alive():
+                thread.join()
+
+
+def key_bytes(value: str, setting: str) -> bytes:
+    """A key given in the environment: ASCII-armored text, base64 of a key, or the path of a key file."""
+    text = value.strip()
+    if text.startswith("-----BEGIN PGP"):
+        if "\n" not in text and "\\n" in text:  # armored text squeezed onto one line of an env file
+            text = text.replace("\\n", "\n")
+        return (text + "\n").encode()
+    if "\n" not in text and len(text) < 4096 and os.path.isfile(text):
+        with open(text, "rb") as handle:
+            return handle.read()
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise CommandError(
+            f"{setting} is neither an ASCII-armored OpenPGP key, nor base64 of one, nor the path of a key file."
+        ) from None
+
+
+class GPG:
+    """gpg(1) in batch mode, on a throwaway GNUPGHOME holding the key from the environment, or on GNUPGHOME.
+
+    Keys travel to gpg on its standard input, never on its command line, and are never printed.
+    """
+
+    def __init__(self, *, key: str = "", key_setting: str = "", passphrase: str = "") -> None:
+        self.key = key
+        self.key_setting = key_setting
+        self.passphrase = passphrase
+        self.home: str | None = None
+        self.temporary = False
+
+    def __enter__(self) -> GPG:
+        if self.key:
+            self.home = tempfile.mkdtemp(prefix="questdb-gnupg-")
+            self.temporary = True
+            self._import(key_bytes(self.key, self.key_setting))
+        else:
+            self.home = os.environ.get("GNUPGHOME") or None
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.temporary and self.home:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    ["gpgconf", "--homedir", self.home, "--kill", "all"], capture_output=True, timeout=10, check=False
+                )
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    @property
+    def keyring(self) -> str:
+        if self.temporary:
+            return f"the key in {self.key_setting}"
+        return f"the keyring in {self.home or os.path.expanduser('~/.gnupg')} (GNUPGHOME)"
+
+    def run(self, args: list[str], *, stdin=None, input: bytes | None = None) -> tuple[int, list[str], str]:
+        command = ["gpg", "--batch", "--no-tty", "--status-fd", "1", "--no-greeting"]
+        if self.home:
+            command += ["--homedir", self.home]
+        try:
+            result = subprocess.run(
+                command + args,
+                stdin=stdin if input is None else None,
+                input=input,
+                capture_output=True,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise CommandError("gpg is not installed; install GnuPG (Debian: apt-get install gnupg).") from None
+        status = [
+            line[len("[GNUPG:] ") :]
+            for line in result.stdout.decode(errors="replace").splitlines()
+            if line.startswith("[GNUPG:] ")
+        ]
+        return result.returncode, status, result.stderr.decode(errors="replace")
+
+    def _import(self, data: bytes) -> None:
+        # A protected secret key is imported as it is; its passphrase is needed only to decrypt.
+        _returncode, status, _stderr = self.run(["--import"], input=data)
+        result = next((line.split() for line in status if line.startswith("IMPORT_RES ")), None)
+        imported = int(result[1]) if result else 0
+        if not imported:
+            raise CommandError(f"{self.key_setting} holds no OpenPGP key that gpg could import.")
+        if self.key_setting.endswith("PRIVATE_KEY") and result and int(result[10]) == 0:
+            raise CommandError(f"{self.key_setting} holds no secret key (is it the public key?).")
+
+    def recipient_fingerprints(self, recipient: str) -> list[str]:
+        command = ["gpg", "--batch", "--no-tty", "--with-colons"]
+        if self.home:
+            command += ["--homedir", self.home]
+        try:
+            result = subprocess.run([*command, "--list-keys", "--", recipient], capture_output=True, check=False)
+        except FileNotFoundError:
+            raise CommandError("gpg is not installed; install GnuPG (Debian: apt-get install gnupg).") from None
+        lines = result.stdout.decode(errors="replace").splitlines()
+        fingerprints = []
+        previous = ""
+        for line in lines:
+            fields = line.split(":")
+            if fields[0] == "fpr" and previous == "pub":
+                fingerprints.append(fields[9])
+            previous = fields[0]
+        if result.returncode != 0 or not fingerprints:
+            raise CommandError(
+                f"No public key for BACKUP_GPG_RECIPIENT {recipient!r} in {self.keyring}; "
+                "set BACKUP_GPG_PUBLIC_KEY to that key."
+            )
+        return fingerprints
+
+    def encrypt(self, source, destination: str, recipients: list[str]) -> None:
+        """Encrypt the open binary file `source` to `destination` for every recipient."""
+        args = ["--yes", "--trust-model", "always", "--compress-algo", "none", "--output", destination]
+        for recipient in recipients:
+            args += ["--recipient", recipient]
+        source.seek(0)
+        returncode, status, stderr = self.run([*args, "--encrypt"], stdin=source)
+        if returncode != 0 or not any(line.startswith("END_ENCRYPTION") for line in status):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(destination)
+            invalid = [line.split()[2] for line in status if line.startswith("INV_RECP") and len(line.split()) > 2]
+            if invalid:
+                raise CommandError(f"gpg cannot encrypt to {', '.join(invalid)}: unusable or untrusted key.")
+            raise CommandError(f"gpg could not encrypt the backup: {_last_line(stderr)}")
+
+    def decrypt(self, source: str, destination: str, label: str) -> None:
+        """Decrypt the file at `source` into `destination`; refuse anything gpg does not fully trust."""
+        args = ["--yes", "--pinentry-mode", "loopback", "--output", destination]
+        data = None
+        if self.passphrase:
+            args += ["--passphrase-fd", "0"]
+            data = self.passphrase.encode() + b"\n"
+        returncode, status, stderr = self.run([*args, "--decrypt", source], input=data or b"")
+        words = [line.split() for line in status]
+        keywords = {word[0] for word in words if word}
+        ok = returncode == 0 and "DECRYPTION_OKAY" in keywords and not keywords & {"BADMDC", "DECRYPTION_FAILED"}
+        if ok:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(destination)
+        enc_to = [word[1] for word in words if word[0] == "ENC_TO" and len(word) > 1]
+        no_seckey = {word[1] for word in words if word[0] == "NO_SECKEY" and len(word) > 1}
+        if enc_to and set(enc_to) <= no_seckey:
+            raise CommandError(
+                f"{label} is encrypted to another key ({', '.join(enc_to)}); no matching secret key in "
+                f"{self.keyring}. Set BACKUP_GPG_PRIVATE_KEY to the secret key of BACKUP_GPG_RECIPIENT."
+            )
+        if keywords & {"BAD_PASSPHRASE", "MISSING_PASSPHRASE"}:
+            raise CommandError(f"Cannot unlock the secret key for {label}: set BACKUP_GPG_PASSPHRASE correctly.")
+        if "NODATA" in keywords and not enc_to:
+            raise CommandError(f"{label} is not a GPG-encrypted file (corrupt or not a questdb backup).")
+        raise CommandError(
+            f"{label} failed GPG's integrity check: the file was modified or is corrupt. Refusing to restore it. "
+            f"(gpg: {_last_line(stderr)})"
+        )
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def write_manifest(storage, name: str, manifest: dict) -> str:
+    content = ContentFile(json.dumps(manifest, indent=2, sort_keys=True).encode())
+    return storage.storage.save(name + MANIFEST_SUFFIX, content)
+
+
+def read_manifest(storage, name: str) -> dict:
+    manifest_name = name + MANIFEST_SUFFIX
+    if not storage.storage.exists(manifest_name):
+        raise CommandError(
+            f"No manifest {manifest_name} beside {name}: without it the backup cannot be verified. Refusing to restore."
+        )
+    with storage.read_file(manifest_name) as handle:
+        raw = handle.read()
+    try:
+        manifest = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise CommandError(f"Manifest {manifest_name} is not valid JSON (corrupt). Refusing to restore.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise CommandError(f"Manifest {manifest_name} is not a {MANIFEST_FORMAT} manifest. Refusing to restore.")
+    for key in ("sha256", "tables", "engine"):
+        if key not in manifest:
+            raise CommandError(f"Manifest {manifest_name} lacks {key!r} (corrupt). Refusing to restore.")
+    return manifest

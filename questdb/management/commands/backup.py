@@ -1,0 +1,205 @@
+"""`manage.py backup`: dump, compress and encrypt every database questdb owns, then prune old backups.
+
+Per database (the primary aliases, DBBACKUP_DATABASES; replicas are copies and skipped):
+count the rows of every table and dump with django-dbbackup's connector (pg_dump
+--format=custom) in one exported snapshot, gzip, encrypt with GPG to
+BACKUP_GPG_RECIPIENT, store in the backup storage with a JSON manifest (row counts,
+SHA-256). Then delete backups older than BACKUP_RETENTION_DAYS (by the date in their
+name). Run it daily; docs/operations.md has the cron line and a Kubernetes CronJob.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from dbbackup import settings as dbbackup_settings
+from dbbackup import utils as dbbackup_utils
+from dbbackup.db.base import get_connector
+from dbbackup.db.exceptions import CommandConnectorError
+from django.conf import settings
+from django.core.files import File
+from django.core.management.base import BaseCommand, CommandError
+
+from questdb.management.commands._backup import (
+    GPG,
+    MANIFEST_FORMAT,
+    Progress,
+    backup_prefix,
+    date_of,
+    get_storage,
+    human_size,
+    sha256_of,
+    write_manifest,
+)
+from questdb.management.commands._database import (
+    describe,
+    first_line,
+    is_postgresql,
+    is_sqlite,
+    pg_connect,
+    pg_row_counts,
+    sqlite_row_counts,
+)
+
+STEPS = 5
+
+
+class Command(BaseCommand):
+    help = "Back up every database questdb owns (compressed, GPG-encrypted, with a manifest) and prune old backups."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--database",
+            action="append",
+            dest="databases",
+            help="Back up only this alias (repeatable). Default: every primary alias (DBBACKUP_DATABASES).",
+        )
+        parser.add_argument("--no-prune", action="store_true", help="Do not delete backups older than the retention.")
+
+    def handle(self, *args, databases: list[str] | None, no_prune: bool, **options) -> None:
+        aliases = databases or list(settings.DBBACKUP_DATABASES)
+        for alias in aliases:
+            if alias not in settings.DATABASES:
+                raise CommandError(f"Unknown database alias {alias!r}; known: {', '.join(settings.DATABASES)}.")
+            if alias in settings.REPLICA_ALIASES:
+                raise CommandError(f"{alias!r} is a read replica, a copy of the primary; back up the primary instead.")
+        recipients = [r.strip() for r in settings.BACKUP_GPG_RECIPIENT.split(",") if r.strip()]
+        if not recipients:
+            raise CommandError(
+                "BACKUP_GPG_RECIPIENT is not set: questdb writes encrypted backups only. Set it to the key id, "
+                "fingerprint or e-mail of the backup key, and BACKUP_GPG_PUBLIC_KEY to that public key."
+            )
+        storage = get_storage()
+        started = datetime.now(UTC)
+        self.stdout.write(
+            f"Backing up {', '.join(aliases)} to {settings.BACKUP_STORAGE} storage "
+            f"({settings.BACKUP_DIR if settings.BACKUP_STORAGE == 'filesystem' else settings.BACKUP_S3_BUCKET})."
+        )
+        written: dict[str, str] = {}
+        with GPG(key=settings.BACKUP_GPG_PUBLIC_KEY, key_setting="BACKUP_GPG_PUBLIC_KEY") as gpg:
+            fingerprints = [fpr for recipient in recipients for fpr in gpg.recipient_fingerprints(recipient)]
+            for alias in aliases:
+                written[alias] = self._backup(alias, storage, gpg, recipients, fingerprints)
+        if no_prune:
+            self.stdout.write("Not pruning (--no-prune).")
+        else:
+            self._prune(storage, aliases, set(written.values()))
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+        self.stdout.write(self.style.SUCCESS(f"Backup finished in {elapsed:.1f}s: {', '.join(written.values())}"))
+
+    def _backup(self, alias: str, storage, gpg: GPG, recipients: list[str], fingerprints: list[str]) -> str:
+        connector = get_connector(alias)
+        database = connector.settings
+        progress = Progress(self, STEPS, label=alias)
+        name = connector.generate_filename()
+        workdir = tempfile.mkdtemp(prefix="questdb-backup-", dir=dbbackup_settings.TMP_DIR)
+        try:
+            with self._snapshot(database, progress) as (tables, snapshot, server_version):
+                if snapshot:
+                    connector.dump_suffix = f"--snapshot={snapshot}"
+                progress.step(f"Dumping {describe(database)} with {connector.__class__.__name__}")
+                with progress.ticking("dumping"):
+                    try:
+                        dump = connector.create_dump()
+                    except CommandConnectorError as error:
+                        raise CommandError(f"Dumping {describe(database)} failed: {str(error).strip()}") from None
+            dump_size = dbbackup_utils.handle_size(dump)
+            progress.detail(f"dump: {dump_size}")
+
+            progress.step("Compressing (gzip)")
+            with progress.ticking("compressing"):
+                compressed, name = dbbackup_utils.compress_file(dump, name)
+            dump.close()
+            progress.detail(f"compressed: {dbbackup_utils.handle_size(compressed)}")
+
+            progress.step(f"Encrypting with GPG to {', '.join(recipients)}")
+            encrypted = os.path.join(workdir, "backup.gpg")
+            with progress.ticking("encrypting", size=lambda: os.path.getsize(encrypted)):
+                gpg.encrypt(compressed, encrypted, recipients)
+            compressed.close()
+            name += ".gpg"
+            size = os.path.getsize(encrypted)
+            checksum = sha256_of(encrypted)
+
+            progress.step(f"Storing {name} ({human_size(size)}) and its manifest")
+            with progress.ticking("uploading"), open(encrypted, "rb") as handle:
+                stored = storage.storage.save(name, File(handle, name=name))
+            manifest = {
+                "format": MANIFEST_FORMAT,
+                # django-dbbackup's metadata keys, so that its dbrestore can check this backup too.
+                "engine": connector.connection.settings_dict["ENGINE"],
+                "connector": f"{connector.__module__}.{connector.__class__.__name__}",
+                "file": stored,
+                "alias": alias,
+                "database": os.path.basename(str(database["NAME"])),
+                "server_version": server_version,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "size": size,
+                "sha256": checksum,
+                "compression": "gzip",
+                "encryption": {"tool": "gpg", "recipients": fingerprints},
+                "snapshot": bool(snapshot),
+                "tables": tables,
+                "total_rows": sum(table["rows"] for table in tables),
+            }
+            write_manifest(storage, stored, manifest)
+            progress.detail(
+                f"stored {stored}: {len(tables)} tables, {manifest['total_rows']} rows, sha256 {checksum[:16]}..."
+            )
+            return stored
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _snapshot(self, database: dict, progress: Progress):
+        """Row counts, and (PostgreSQL) an exported snapshot that the dump then uses: both see the same data."""
+        progress.step(f"Counting rows of every table in {describe(database)}")
+        if is_sqlite(database):
+            tables = sqlite_row_counts(database["NAME"])
+            progress.detail(f"{len(tables)} tables, {sum(t['rows'] for t in tables)} rows")
+            yield tables, None, "sqlite"
+            return
+        if not is_postgresql(database):
+            raise CommandError(f"questdb backs up PostgreSQL and SQLite databases, not {database['ENGINE']}.")
+        try:
+            connection = pg_connect(database, application_name="questdb-backup", autocommit=False)
+        except psycopg.Error as error:
+            raise CommandError(f"Cannot connect to {describe(database)}: {first_line(error)}") from None
+        with connection:
+            connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            snapshot = connection.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            server_version = connection.execute("SHOW server_version").fetchone()[0]
+            with progress.ticking("counting rows"):
+                tables = pg_row_counts(connection)
+            progress.detail(f"{len(tables)} tables, {sum(t['rows'] for t in tables)} rows (snapshot {snapshot})")
+            try:
+                yield tables, snapshot, server_version
+            finally:
+                connection.rollback()
+
+    def _prune(self, storage, aliases: list[str], keep: set[str]) -> None:
+        days = settings.BACKUP_RETENTION_DAYS
+        if days <= 0:
+            self.stdout.write("Not pruning: BACKUP_RETENTION_DAYS is 0 (keep every backup).")
+            return
+        cutoff = datetime.now() - timedelta(days=days)  # names carry local time, as django-dbbackup writes them
+        prefixes = {backup_prefix(alias) for alias in aliases}
+        names = storage.storage.listdir("")[1]
+        doomed = []
+        for name in names:
+            for prefix in prefixes:
+                date = date_of(name, prefix)
+                if date is not None and date < cutoff and not any(name.startswith(kept) for kept in keep):
+                    doomed.append(name)
+                    break
+        self.stdout.write(
+            f"Pruning backups older than {days} days (before {cutoff:%Y-%m-%d %H:%M}): {len(doomed)} file(s) to delete."
+        )
+        for name in sorted(doomed):
+            storage.delete_file(name)
+            self.stdout.write(f"      deleted {name}")
