@@ -108,8 +108,8 @@ class LookupCache:
     def enabled(self) -> bool:
         return bool(settings.REDIS_URL)
 
-    def _redis(self):
-        """The Redis client, or None while Redis is considered down."""
+    def client(self):
+        """The Redis client, or None while Redis is considered down (or not configured)."""
         if not self.enabled or time.monotonic() < self._down_until:
             return None
         if self._client is None:
@@ -143,7 +143,7 @@ class LookupCache:
     # -- reads ---------------------------------------------------------------------
     def get_or_fill(self, key: Key, load: Callable[[], bytes | None]) -> bytes | None:
         """The cached payload for `key`, else `load()` from the database (and cache it)."""
-        client = self._redis()
+        client = self.client()
         if client is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
             # Inside a transaction the database may hold uncommitted rows: never cache them.
             return load()
@@ -216,7 +216,7 @@ class LookupCache:
 
     def _invalidate_now(self, keys: list[Key]) -> None:
         lsn = routing.primary_lsn() or 0
-        client = self._redis()
+        client = self.client()
         if client is None:
             self._queue(keys)
             return
@@ -262,6 +262,30 @@ class LookupCache:
             self._pending_overflowed = self._pending_overflowed or overflowed
             self._failed(error)
             return False
+
+
+def window_count(name: str, *, period: int) -> int | None:
+    """Count one more event in a time window shared by all processes; None when it cannot be counted."""
+    key = f"{settings.CACHE_KEY_PREFIX}:{name}"
+    client = lookup_cache.client()
+    if client is None:
+        from django.core.cache import cache
+
+        cache.add(key, 0, timeout=period * 2)
+        try:
+            return cache.incr(key)
+        except ValueError:  # expired between add and incr
+            return None
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, period * 2)
+        return pipe.execute()[0]
+    except Exception as error:
+        if not _is_redis_error(error):
+            raise
+        lookup_cache._failed(error)
+        return None
 
 
 def _is_redis_error(error: Exception) -> bool:

@@ -151,9 +151,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "questdb.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["questdb.api_keys.PerKeyThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_THROTTLE_RATE", default="100000/min")},
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# Requests per API key, e.g. "100000/min" ("/s", "/min", "/hour", "/day"); empty turns throttling off.
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="100000/min")
 # API keys are checked on every request: cache the verdict per key (seconds).
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=10.0)
 # Refuse request bodies larger than this (bytes) with 413.

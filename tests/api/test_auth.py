@@ -63,13 +63,11 @@ def test_a_cached_key_verdict_costs_no_query(client, write_key, django_assert_nu
         _call(client, "get", "/api/v1/characters/?user=00000000-0000-0000-0000-000000000000", header)
 
 
-def test_throttling_is_per_key(client, write_key, read_key, monkeypatch):
+def test_throttling_is_per_key(client, write_key, read_key, settings):
     from django.core.cache import cache
 
-    from questdb.api_keys import PerKeyThrottle
-
     cache.clear()
-    monkeypatch.setattr(PerKeyThrottle, "THROTTLE_RATES", {"api_key": "2/min"})
+    settings.API_THROTTLE_RATE = "2/min"
     statuses = [_call(client, "get", "/api/v1/users/", f"Api-Key {write_key}").status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
     throttled = _call(client, "get", "/api/v1/users/", f"Api-Key {write_key}")
