@@ -100,6 +100,11 @@ DB_REPLICA_CONNECT_TIMEOUT = env.float("DB_REPLICA_CONNECT_TIMEOUT", default=1.0
 
 # --- Cache -----------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Redis behind Sentinel: "host:port" of each Sentinel, and the monitored service's name.
+REDIS_SENTINELS = env.list("REDIS_SENTINELS", default=[])
+REDIS_SENTINEL_SERVICE = env.str("REDIS_SENTINEL_SERVICE", default="questdb")
+if REDIS_SENTINELS:
+    REDIS_URL = f"redis://{REDIS_SENTINEL_SERVICE}/{env.int('REDIS_DB', default=0)}"
 CACHE_TTL = env.int("CACHE_TTL", default=300)
 CACHE_KEY_PREFIX = env.str("CACHE_KEY_PREFIX", default="questdb")
 # Socket timeouts (milliseconds): a slow or dead Redis costs at most this much.
@@ -124,6 +129,15 @@ if REDIS_URL:
             },
         }
     }
+    if REDIS_SENTINELS:
+        CACHES["default"]["OPTIONS"].update(
+            {
+                # questdb's lookups always use the master the Sentinels name, never a Redis replica.
+                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "SENTINELS": [(host, int(port)) for host, _, port in (s.partition(":") for s in REDIS_SENTINELS)],
+            }
+        )
     DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = False  # questdb.cache logs once per interval instead
 else:
     CACHES = {
