@@ -11,6 +11,7 @@ command -v pg_ctlcluster >/dev/null 2>&1 || need_packages+=(postgresql postgresq
 command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
 command -v gpg >/dev/null 2>&1 || need_packages+=(gnupg)
 command -v wrk >/dev/null 2>&1 || need_packages+=(wrk)
+command -v pgbouncer >/dev/null 2>&1 || need_packages+=(pgbouncer)
 if ((${#need_packages[@]})); then
   echo "services: installing ${need_packages[*]}"
   if [[ $(id -u) -ne 0 ]]; then
