@@ -124,7 +124,7 @@ class LookupCache:
             return None
         return self._client
 
-    def _failed(self, error: Exception) -> None:
+    def note_failure(self, error: Exception) -> None:
         now = time.monotonic()
         self._down_until = now + settings.CACHE_RETRY_INTERVAL
         if now - self._last_logged >= settings.CACHE_RETRY_INTERVAL:
@@ -162,7 +162,7 @@ class LookupCache:
         except Exception as error:  # any Redis failure: answer from the database
             if not _is_redis_error(error):
                 raise
-            self._failed(error)
+            self.note_failure(error)
             return load()
         try:
             with routing.reads_at_least(_stamp_lsn(stamp)):
@@ -196,7 +196,7 @@ class LookupCache:
         except Exception as error:
             if not _is_redis_error(error):
                 raise
-            self._failed(error)
+            self.note_failure(error)
             return
         EVENTS.labels(key.family, "fill" if filled else "fill_refused").inc()
 
@@ -225,7 +225,7 @@ class LookupCache:
         except Exception as error:
             if not _is_redis_error(error):
                 raise
-            self._failed(error)
+            self.note_failure(error)
             self._queue(keys)
 
     def _send_invalidations(self, keys: list[Key], lsn: int) -> None:
@@ -260,15 +260,14 @@ class LookupCache:
                 raise
             self._queue(pending)
             self._pending_overflowed = self._pending_overflowed or overflowed
-            self._failed(error)
+            self.note_failure(error)
             return False
 
 
 def window_count(name: str, *, period: int) -> int | None:
     """Count one more event in a time window shared by all processes; None when it cannot be counted."""
     key = f"{settings.CACHE_KEY_PREFIX}:{name}"
-    client = lookup_cache.client()
-    if client is None:
+    if not lookup_cache.enabled:  # no Redis configured: count in Django's local cache
         from django.core.cache import cache
 
         cache.add(key, 0, timeout=period * 2)
@@ -276,6 +275,9 @@ def window_count(name: str, *, period: int) -> int | None:
             return cache.incr(key)
         except ValueError:  # expired between add and incr
             return None
+    client = lookup_cache.client()
+    if client is None:  # Redis is down: let the request through rather than wait on it
+        return None
     try:
         pipe = client.pipeline(transaction=False)
         pipe.incr(key)
@@ -284,7 +286,7 @@ def window_count(name: str, *, period: int) -> int | None:
     except Exception as error:
         if not _is_redis_error(error):
             raise
-        lookup_cache._failed(error)
+        lookup_cache.note_failure(error)
         return None
 
 
