@@ -1,0 +1,362 @@
+"""Ratios, targets and the written report (bench/results/latest.md and latest.json, plus a timestamped copy)."""
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+
+from bench.load import wrk_version
+from bench.scenarios import COLD, WARM
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Targets: reported, never asserted.
+TARGETS = (
+    ("warm point lookups vs naive (median)", "point_vs_naive", ">=", 2.5),
+    ("warm point lookups vs ceiling (median)", "point_vs_ceiling", ">=", 0.40),
+    ("warm point lookups p99 (worst, ms)", "point_p99_ms", "<", 20.0),
+    ("list vs naive (warm)", "list_vs_naive", ">=", 2.0),
+    ("cold lookups vs naive (median)", "cold_vs_naive", ">=", 1.0),
+    ("writes vs naive (median)", "writes_vs_naive", ">=", 1.0),
+    ("mix vs naive", "mix_vs_naive", ">=", 2.0),
+)
+
+
+# -- the machine ------------------------------------------------------------------------
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": memory_gib,
+        "kernel": platform.release(),
+        "os": _os_name(),
+        "note": "wrk and the servers share these cores over loopback",
+    }
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return platform.system()
+
+
+def versions(wrk: str) -> dict:
+    found = {"python": platform.python_version(), "wrk": wrk_version(wrk)}
+    for package in ("Django", "djangorestframework", "gunicorn", "psycopg", "django-redis"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    try:
+        found["commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        found["commit"] = None
+    return found
+
+
+# -- ratios and targets ---------------------------------------------------------------------
+def _find(results: list[dict], app: str, scenario: str, state: str) -> dict | None:
+    for row in results:
+        if row["app"] == app and row["scenario"] == scenario and row["state"] == state:
+            return row
+    return None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
+def finish(data: dict, *, smoke: bool = False) -> dict:
+    results = data["results"]
+    ceiling = next((row for row in results if row["app"] == "ceiling"), None)
+    for row in results:
+        naive = _find(results, "naive", row["scenario"], row["state"]) if row["app"] == "questdb" else None
+        row["vs_naive"] = _ratio(row["rps"], naive["rps"]) if naive else None
+        row["vs_ceiling"] = _ratio(row["rps"], ceiling["rps"]) if ceiling and row["app"] != "ceiling" else None
+    ours = [row for row in results if row["app"] == "questdb"]
+    points = [row for row in ours if row["group"] == "point" and row["state"] == WARM]
+    values = {
+        "point_vs_naive": _median([row["vs_naive"] for row in points]),
+        "point_vs_ceiling": _median([row["vs_ceiling"] for row in points]),
+        "point_p99_ms": max((row["latency_ms"]["p99"] for row in points), default=None),
+        "list_vs_naive": _median([row["vs_naive"] for row in ours if row["group"] == "list" and row["state"] == WARM]),
+        "cold_vs_naive": _median([row["vs_naive"] for row in ours if row["state"] == COLD]),
+        "writes_vs_naive": _median([row["vs_naive"] for row in ours if row["group"] == "write"]),
+        "mix_vs_naive": _median([row["vs_naive"] for row in ours if row["group"] == "mix"]),
+    }
+    targets = []
+    for title, key, op, threshold in TARGETS:
+        value = values[key]
+        holds = None if value is None else (value >= threshold if op == ">=" else value < threshold)
+        targets.append({"target": title, "key": key, "value": value, "op": op, "threshold": threshold, "holds": holds})
+    data["targets"] = targets
+    others = [row["other_cpu_cores"] for row in results if row.get("other_cpu_cores") is not None]
+    if others and max(others) >= 0.15:
+        data["notes"].append(
+            f"Other processes on the machine used {_median(others):.2f} cores (median; up to {max(others):.2f}) "
+            "during the runs, beside the servers, wrk, PostgreSQL and Redis: the figures are lower than on an idle "
+            "machine, and comparisons between runs taken under different load are unreliable."
+        )
+    data["smoke"] = smoke
+    data["generated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return data
+
+
+# -- text ------------------------------------------------------------------------------------
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def _cores(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def progress_line(row: dict) -> str:
+    extra = ""
+    if row["app"] != "ceiling":
+        extra = (
+            f"  sql/req {row['sql_per_request']:.2f}  hit {_pct(row['cache_hit_rate'])}"
+            f"  replica {_pct(row['replica_read_share'])}"
+        )
+    if row.get("other_cpu_cores"):
+        extra += f"  other load {row['other_cpu_cores']:.2f} cores"
+    errors = f"  non-2xx {row['non_2xx']}" if row["non_2xx"] else ""
+    errors += f"  socket errors {row['socket_errors']}" if row["socket_errors"] else ""
+    return (
+        f"  {row['app']:<8} {row['scenario']:<17} {row['state']:<4} {row['rps']:>9,.0f} req/s"
+        f"  p50 {_ms(row['latency_ms']['p50'])} ms  p99 {_ms(row['latency_ms']['p99'])} ms{extra}{errors}"
+    )
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def markdown(data: dict) -> str:
+    m, s, d = data["machine"], data["settings"], data["dataset"]
+    title = "questdb benchmark (smoke run: tiny data, no meaning)" if data.get("smoke") else "questdb benchmark"
+    out = [
+        f"# {title}",
+        "",
+        f"Generated {data['generated_at']} by `python -m bench` at commit {data['versions'].get('commit')}, "
+        f"in {data['wall_seconds']:.0f}s.",
+        "",
+        "## Machine and setup",
+        "",
+        f"- CPU: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB memory; {m['os']}, kernel {m['kernel']}.",
+        f"- {m['note']}.",
+        f"- Servers: gunicorn ({s['gunicorn']['worker_class']}, {s['gunicorn']['workers']} workers x "
+        f"{s['gunicorn']['threads']} threads) with the project's gunicorn.conf.py; questdb with "
+        + ", ".join(f"{k}={v}" for k, v in s["server_env"].items())
+        + ".",
+        f"- Load: wrk {s['wrk']['threads']} threads, {s['wrk']['connections']} connections, "
+        f"{s['wrk']['duration_s']}s per run, random keys per request.",
+        f"- Data: {d['users']:,} users, {d['characters']:,} characters ({d['list_users']:,} users with "
+        f"{d['characters_per_list_user']} each for the list), {d['sessions']:,} live sessions; seeded in "
+        f"{d['seed_seconds']}s. Warm runs draw from a hot set, the first {d['hot_keys']:,} keys of each family "
+        "(all of them when there are fewer), requested once by a warm-up pass just before; cold runs empty Redis "
+        "first and draw from every key.",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items() if k != "commit" and v) + ".",
+        "",
+        "## Targets (reported, not asserted)",
+        "",
+    ]
+    for t in data["targets"]:
+        mark = "n/a" if t["holds"] is None else ("holds" if t["holds"] else "MISSED")
+        value = "-" if t["value"] is None else f"{t['value']:.2f}"
+        out.append(f"- {t['target']}: {value} (target {t['op']} {t['threshold']}): **{mark}**")
+    out += ["", "## questdb", ""]
+    rows = []
+    for row in (r for r in data["results"] if r["app"] == "questdb"):
+        rows.append(
+            [
+                row["label"],
+                row["state"],
+                f"{row['rps']:,.0f}",
+                _ms(row["latency_ms"]["p50"]),
+                _ms(row["latency_ms"]["p99"]),
+                str(row["non_2xx"]),
+                f"{row['sql_per_request']:.2f}",
+                _pct(row["replica_read_share"]),
+                _pct(row["cache_hit_rate"]),
+                f"{row['redis_commands_per_request']:.1f}",
+                _x(row["vs_naive"]),
+                _x(row["vs_ceiling"]),
+                _cores(row.get("other_cpu_cores")),
+            ]
+        )
+    out += _table(
+        [
+            "scenario",
+            "state",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "non-2xx",
+            "SQL/req",
+            "reads on replica",
+            "cache hits",
+            "Redis cmds/req",
+            "vs naive",
+            "vs ceiling",
+            "other load",
+        ],
+        rows,
+    )
+    out += ["", "## Comparison servers (comparison code, not questdb)", ""]
+    rows = []
+    for row in (r for r in data["results"] if r["app"] != "questdb"):
+        rows.append(
+            [
+                row["app"],
+                row["label"],
+                row["state"],
+                f"{row['rps']:,.0f}",
+                _ms(row["latency_ms"]["p50"]),
+                _ms(row["latency_ms"]["p99"]),
+                str(row["non_2xx"]),
+                "-" if row["app"] == "ceiling" else f"{row['sql_per_request']:.2f}",
+                _x(row["vs_ceiling"]),
+            ]
+        )
+    out += _table(
+        ["server", "scenario", "state", "req/s", "p50 ms", "p99 ms", "non-2xx", "SQL/req", "vs ceiling"], rows
+    )
+    out += [
+        "",
+        "## How to read it",
+        "",
+        "- naive: bench/naive, plain DRF ModelViewSets over the same tables (API key checked in the database on "
+        "every request, no cache, no replica, CONN_MAX_AGE=60). ceiling: bench/ceiling.py, a bare WSGI callable "
+        f"returning a fixed {s['user_payload_bytes'] or 'user-sized'}-byte JSON body. All three run with the same "
+        "gunicorn settings on the same data, one after the other.",
+        "- SQL/req: statements sent through Django's cursor (ORM, savepoints, the WAL-position query), counted in "
+        "each worker by bench/sqlcount.py, divided by wrk's completed requests. The replica monitor's own "
+        "connections are not counted.",
+        "- reads on replica: share of the data reads among them (SELECT without FOR UPDATE; not questdb's query "
+        "of the primary's WAL position after a write) that went to the standby.",
+        "- cache hits: questdb_cache_events_total (questdb's /metrics counters): (hit + hit_after_wait) / "
+        "(hit + miss). A cold run of 10 s starts empty and fills as it goes, so it is 'mostly misses at first'.",
+        "- other load: cores' worth of CPU that processes other than the servers, wrk, PostgreSQL and Redis used "
+        "during the run (from /proc); anything above ~0.1 means the run competed with other work.",
+        "- Redis cmds/req: total_commands_processed of the whole Redis server, so other clients add to it.",
+        "- Latency is wrk's (no coordinated-omission correction): p50/p99 of request round trips at the given "
+        "connection count, with wrk and the servers sharing the cores.",
+        "- warm: questdb's cache filled by a warm-up pass over the hot set (the naive app, having no cache, just "
+        "draws from the same hot set); cold: Redis flushed, random keys over the whole dataset; '-': writes and the "
+        "mix, measured once (the mix after a warm-up of its read families).",
+    ]
+    if data.get("profile"):
+        out += ["", f"## Profile of one worker during '{data['profile']['scenario']}' (py-spy)", "", "```"]
+        out += data["profile"]["text"].rstrip().splitlines()
+        out += ["```"]
+    if data["notes"]:
+        out += ["", "## Notes", ""] + [f"- {note}" for note in data["notes"]]
+    return "\n".join(out) + "\n"
+
+
+def summary_text(data: dict) -> str:
+    lines = []
+    for row in data["results"]:
+        lines.append(
+            f"{row['app']:<8} {row['scenario']:<17} {row['state']:<4} {row['rps']:>9,.0f} req/s  "
+            f"p50 {_ms(row['latency_ms']['p50']):>6}  p99 {_ms(row['latency_ms']['p99']):>6} ms  "
+            f"non-2xx {row['non_2xx']:<4} vs naive {_x(row['vs_naive']):>6}  vs ceiling {_x(row['vs_ceiling']):>6}"
+        )
+    lines.append("")
+    for t in data["targets"]:
+        mark = "n/a" if t["holds"] is None else ("holds" if t["holds"] else "MISSED")
+        value = "-" if t["value"] is None else f"{t['value']:.2f}"
+        lines.append(f"target {t['target']}: {value} ({t['op']} {t['threshold']}): {mark}")
+    return "\n".join(lines)
+
+
+def write(data: dict, directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    text, body = markdown(data), json.dumps(data, indent=2, sort_keys=False) + "\n"
+    paths = []
+    for name, content in (("latest.md", text), ("latest.json", body), (f"{stamp}.md", text), (f"{stamp}.json", body)):
+        path = directory / name
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        temporary.write_text(content)
+        temporary.replace(path)
+        paths.append(path)
+    return paths
+
+
+# -- py-spy --------------------------------------------------------------------------------------
+def summarize_profile(path: Path, scenario: str, top: int = 25) -> dict:
+    """Inclusive and self time per function from py-spy's raw (collapsed) output."""
+    inclusive: Counter = Counter()
+    own: Counter = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = [_frame(frame) for frame in stack.split(";")]
+        for frame in set(frames):
+            inclusive[frame] += samples
+        own[frames[-1]] += samples
+    lines = [f"{total} samples of one worker's busy threads (py-spy, 200 Hz, --nonblocking)", ""]
+    lines.append("inclusive  self   function")
+    for frame, samples in inclusive.most_common(top):
+        lines.append(f"{100 * samples / max(total, 1):7.1f}% {100 * own[frame] / max(total, 1):6.1f}%  {frame}")
+    lines += ["", "top self time:"]
+    for frame, samples in own.most_common(12):
+        lines.append(f"{100 * samples / max(total, 1):7.1f}%  {frame}")
+    return {"scenario": scenario, "samples": total, "text": "\n".join(lines) + "\n", "raw": path.name}
+
+
+def _frame(frame: str) -> str:
+    """`function (path/to/module.py:123)` -> `function (module path)`, without the line number."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", str(ROOT) + "/", "lib/"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+    return f"{name} ({where})" if where else name

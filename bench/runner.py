@@ -1,0 +1,384 @@
+"""`python -m bench`: seed, serve, load, measure, report. See bench/README.md."""
+
+import argparse
+import os
+import runpy
+import secrets
+import shutil
+import string
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from bench import dataset, load, metrics, report
+from bench.scenarios import BY_NAME, COLD, CREATED_PREFIX, MIX, SAMPLE_OF, SCENARIOS, WARM, build_request, read_samples
+from bench.server import Server, clean_environment, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_DB = 14
+REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+API_KEY_NAME = "questdb-bench"
+# DRF keeps a per-key list of request times for the window; a one-second window keeps it short.
+THROTTLE_RATE = "1000000/s"
+APPS = ("questdb", "naive", "ceiling")
+WSGI = {
+    "questdb": "questdb.wsgi:application",
+    "naive": "bench.naive.wsgi:application",
+    "ceiling": "bench.ceiling:application",
+}
+SETTINGS = {"questdb": "questdb.settings", "naive": "bench.naive.settings"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--users", type=int, help="dataset size: users (characters 3x, sessions 1x); default 100000")
+    parser.add_argument("--duration", type=int, help="seconds of load per scenario run (default 10)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--hot-keys", type=int, default=2000, help="keys per family in the warm hot set")
+    parser.add_argument("--fresh", action="store_true", help="drop and re-create the benchmark database")
+    parser.add_argument("--smoke", action="store_true", help="tiny data, 1 s runs: checks that everything works")
+    parser.add_argument("--database", help="database name (default questdb_bench, or questdb_bench_smoke)")
+    parser.add_argument("--output", type=Path, help="directory for latest.md/latest.json (default bench/results)")
+    parser.add_argument("--apps", default=",".join(APPS), help="servers to run, comma-separated: " + ", ".join(APPS))
+    parser.add_argument("--scenarios", help="only these scenarios, comma-separated (default: all)")
+    parser.add_argument(
+        "--profile", metavar="SCENARIO", help="after questdb's warm SCENARIO run, profile a worker with py-spy"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.users = args.users or 200
+        args.duration = args.duration or 1
+        args.database = args.database or "questdb_bench_smoke"
+    args.users = args.users or 100_000
+    args.duration = args.duration or 10
+    args.database = args.database or "questdb_bench"
+    args.output = args.output or ROOT / "bench" / "results"
+    args.apps = [app.strip() for app in args.apps.split(",") if app.strip()]
+    unknown = set(args.apps) - set(APPS)
+    if unknown:
+        parser.error(f"unknown apps: {', '.join(sorted(unknown))}")
+    names = [name.strip() for name in args.scenarios.split(",")] if args.scenarios else [s.name for s in SCENARIOS]
+    unknown = set(names) - set(BY_NAME)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    args.scenario_list = [BY_NAME[name] for name in names]
+    if args.users < 100:
+        parser.error("--users must be at least 100")
+    return args
+
+
+def _tag() -> str:
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(3))
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.shape = dataset.Shape(args.users)
+        self.work = ROOT / "var" / "bench" / args.database
+        self.samples = self.work / "samples"
+        self.secret = secrets.token_urlsafe(64)
+        self.redis = redis.Redis.from_url(REDIS_URL)
+        self.wrk = load.ensure_wrk()
+        self.results: list[dict] = []
+        self.api_key = ""
+        self.user_payload_bytes = 0
+        self.profile: dict | None = None
+        self.notes: list[str] = []
+
+    # -- environment -----------------------------------------------------------------
+    def env(self, app: str | None = None, *, port: int = 0) -> dict:
+        env = clean_environment()
+        env.update(
+            QUESTDB_ENV="production",
+            SECRET_KEY=self.secret,
+            SECURE_SSL_REDIRECT="false",
+            ALLOWED_HOSTS="127.0.0.1",
+            DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{self.args.database}",
+            DB_READ_HOST="127.0.0.1:5433",
+            REDIS_URL=REDIS_URL,
+            CACHE_KEY_PREFIX="questdb-bench",
+            LOG_LEVEL="WARNING",
+            API_THROTTLE_RATE=THROTTLE_RATE,
+            MAX_CHARACTERS_PER_USER="10",
+            BENCH_DATABASE=self.args.database,
+            PYTHONUNBUFFERED="1",
+            DJANGO_SETTINGS_MODULE=SETTINGS.get(app or "questdb", ""),
+        )
+        if not env["DJANGO_SETTINGS_MODULE"]:
+            del env["DJANGO_SETTINGS_MODULE"]
+        if port:
+            env["GUNICORN_BIND"] = f"127.0.0.1:{port}"
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.work / "metrics" / app)
+        if app == "ceiling":
+            env["BENCH_CEILING_BYTES"] = str(self.user_payload_bytes or 300)
+        return env
+
+    # -- data --------------------------------------------------------------------------
+    def prepare_data(self) -> dict:
+        args, shape = self.args, self.shape
+        print(
+            f"database {args.database}: {shape.users:,} users, {shape.characters:,} characters, "
+            f"{shape.sessions:,} sessions",
+            flush=True,
+        )
+        created = dataset.ensure_database(args.database, fresh=args.fresh)
+        print(f"  {'created' if created else 'reusing'} database; migrating ...", flush=True)
+        dataset.migrate(self.env())
+        self.api_key = dataset.create_api_key(self.env(), API_KEY_NAME)
+        seconds = dataset.seed(args.database, shape)
+        counts = dataset.write_samples(args.database, self.samples)
+        print(f"  seeded in {seconds:.1f}s; samples in {self.samples}", flush=True)
+        started = time.monotonic()
+        replayed = dataset.wait_for_replay()
+        if replayed:
+            print(f"  standby replayed the seed in {time.monotonic() - started:.1f}s", flush=True)
+        else:
+            self.notes.append("The standby did not confirm replay of the seed: replica figures may be off.")
+        return {
+            "users": shape.users,
+            "characters": shape.characters,
+            "sessions": shape.sessions,
+            "list_users": shape.list_users,
+            "characters_per_list_user": dataset.LIST_CHARACTERS,
+            "seed_seconds": round(seconds, 1),
+            "samples": counts,
+            "hot_keys": self.args.hot_keys,
+        }
+
+    # -- servers ---------------------------------------------------------------------------
+    def start(self, app: str) -> Server:
+        port = free_port()
+        metrics_dir = self.work / "metrics" / app
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        server = Server(app, WSGI[app], self.env(app, port=port), self.work / "logs" / f"{app}.log")
+        server.start("/healthz" if app == "questdb" else "/")
+        if app == "questdb":
+            self._wait_for_replica(server)
+        return server
+
+    def _wait_for_replica(self, server: Server, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            replicas = server.json("/readyz").get("databases", {})
+            if any(d.get("role") == "replica" and d.get("taking_reads") for d in replicas.values()):
+                return
+            time.sleep(0.25)
+        self.notes.append("questdb's replica was not taking reads when the runs began.")
+        print("  warning: questdb reports no replica taking reads", flush=True)
+
+    def preflight(self, server: Server, app: str) -> None:
+        """One request per scenario, checked, so a broken setup fails here with the server's answer."""
+        for scenario in self.args.scenario_list:
+            names = list(MIX) if scenario.name == "mix" else [scenario.name]
+            for name in names:
+                key = read_samples(self.samples, SAMPLE_OF[name], 1)[0]
+                req = build_request(name, key, tag="pre")
+                status, body = server.request(req, api_key=self.api_key)
+                expected = BY_NAME[name].ok_status
+                if status != expected:
+                    raise RuntimeError(
+                        f"{app} {req.method} {req.path} answered {status}, expected {expected}: {body[:300]!r}"
+                        f" (server log: {server.log_path})"
+                    )
+                if app == "questdb" and name == "user_id":
+                    self.user_payload_bytes = len(body)
+
+    def warm_up(self, server: Server, names: list[str], limit: int = 0) -> None:
+        """Request every hot key of these scenarios once (or the first `limit`), so the cache holds them."""
+        requests = []
+        for name in names:
+            keys = read_samples(self.samples, SAMPLE_OF[name], limit or self.args.hot_keys)
+            requests += [build_request(name, key) for key in keys]
+        statuses = server.run_requests(requests, api_key=self.api_key, concurrency=self.args.connections)
+        bad = {status: count for status, count in statuses.items() if status != 200}
+        if bad:
+            raise RuntimeError(f"warm-up of {server.name} ({', '.join(names)}) saw {bad}")
+
+    # -- runs --------------------------------------------------------------------------------
+    def measure(self, server: Server, app: str, scenario_name: str, state: str, *, limit: int, label: str) -> dict:
+        metrics_dir = self.work / "metrics" / app
+        server_pids = [server.process.pid, *server.worker_pids()]
+        before = metrics.snapshot(metrics_dir, self.redis)
+        cpu_before = metrics.cpu(server_pids)
+        result = load.run_wrk(
+            self.wrk,
+            port=server.port,
+            scenario=scenario_name,
+            samples=self.samples,
+            limit=limit,
+            tag=_tag(),
+            api_key=self.api_key,
+            duration=self.args.duration,
+            connections=self.args.connections,
+            threads=self.args.threads,
+        )
+        cpu_after = metrics.cpu(server_pids)
+        delta = metrics.snapshot(metrics_dir, self.redis).minus(before)
+        seconds = result["duration_us"] / 1e6
+        errors = result["errors"]
+        latency = {key: round(value / 1000, 3) for key, value in result["latency_us"].items()}
+        row = {
+            "app": app,
+            "scenario": scenario_name if app != "ceiling" else "ceiling",
+            "label": label,
+            "group": BY_NAME[scenario_name].group if app != "ceiling" else "ceiling",
+            "state": state,
+            "requests": result["requests"],
+            "seconds": round(seconds, 2),
+            "rps": round(result["requests"] / seconds, 1) if seconds else 0.0,
+            "latency_ms": latency,
+            "non_2xx": errors["status"],
+            "socket_errors": errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
+            **metrics.summarize(delta, result["requests"]),
+            **metrics.cpu_summary(cpu_before, cpu_after, seconds),
+            "wrk": result["command"],
+        }
+        self.results.append(row)
+        print(report.progress_line(row), flush=True)
+        return row
+
+    def run_app(self, app: str) -> None:
+        print(f"\n== {app} ==", flush=True)
+        server = self.start(app)
+        try:
+            if app == "ceiling":
+                self.measure(server, app, "user_id", WARM, limit=self.args.hot_keys, label="bare WSGI, fixed body")
+                return
+            self.preflight(server, app)
+            self.warm_up(server, ["user_id", "character_id"], limit=100)  # opens pools and connections
+            for scenario in self.args.scenario_list:
+                for state in scenario.states:
+                    if state == COLD:
+                        self.redis.flushdb()
+                    elif app != "questdb":
+                        pass  # no cache to fill: the naive app's warm runs just draw from the hot set
+                    elif scenario.warms_up:
+                        self.warm_up(server, [scenario.name])
+                    elif scenario.name == "mix":
+                        self.warm_up(server, [name for name in MIX if BY_NAME[name].warms_up])
+                    limit = 0 if state == COLD or scenario.name == "character_create" else self.args.hot_keys
+                    self.measure(server, app, scenario.name, state, limit=limit, label=scenario.label)
+                    if app == "questdb" and state == WARM and scenario.name == self.args.profile:
+                        self.run_profile(server, scenario.name)
+        finally:
+            server.stop()
+            removed = dataset.delete_created_characters(self.args.database, CREATED_PREFIX)
+            if removed:
+                print(f"  removed {removed:,} characters the create runs added", flush=True)
+
+    def run_profile(self, server: Server, scenario_name: str) -> None:
+        py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        if not py_spy:
+            self.notes.append("--profile was given but py-spy is not installed (pip install py-spy).")
+            return
+        workers = server.worker_pids()
+        output = self.args.output / f"profile-{scenario_name}.txt"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        duration = max(2, self.args.duration)
+        print(f"  profiling worker {workers[0]} with py-spy for {duration}s ...", flush=True)
+        spy = subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(workers[0]),
+                "--duration",
+                str(duration),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                str(output),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        load.run_wrk(
+            self.wrk,
+            port=server.port,
+            scenario=scenario_name,
+            samples=self.samples,
+            limit=self.args.hot_keys,
+            tag=_tag(),
+            api_key=self.api_key,
+            duration=duration + 1,
+            connections=self.args.connections,
+            threads=self.args.threads,
+        )
+        spy.wait(timeout=60)
+        if output.exists():
+            self.profile = report.summarize_profile(output, scenario_name)
+            (self.args.output / f"profile-{scenario_name}-summary.txt").write_text(self.profile["text"])
+
+    # -- the whole run ---------------------------------------------------------------------
+    def run(self) -> dict:
+        started = time.monotonic()
+        data = self.prepare_data()
+        for app in self.args.apps:
+            self.run_app(app)
+        return {
+            "machine": report.machine(),
+            "versions": {**report.versions(self.wrk), **dataset.server_versions(), "redis": self._redis_version()},
+            "settings": self.settings(),
+            "dataset": data,
+            "results": self.results,
+            "profile": self.profile,
+            "notes": self.notes,
+            "wall_seconds": round(time.monotonic() - started, 1),
+        }
+
+    def _redis_version(self) -> str:
+        return str(self.redis.info("server").get("redis_version"))
+
+    def settings(self) -> dict:
+        saved = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        if saved is None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        return {
+            "gunicorn": {"worker_class": conf["worker_class"], "workers": conf["workers"], "threads": conf["threads"]},
+            "wrk": {
+                "threads": self.args.threads,
+                "connections": self.args.connections,
+                "duration_s": self.args.duration,
+            },
+            "server_env": {
+                key: value
+                for key, value in self.env("questdb").items()
+                if key
+                in (
+                    "QUESTDB_ENV",
+                    "SECURE_SSL_REDIRECT",
+                    "ALLOWED_HOSTS",
+                    "DATABASE_URL",
+                    "DB_READ_HOST",
+                    "REDIS_URL",
+                    "CACHE_KEY_PREFIX",
+                    "LOG_LEVEL",
+                    "API_THROTTLE_RATE",
+                    "MAX_CHARACTERS_PER_USER",
+                )
+            },
+            "smoke": self.args.smoke,
+            "user_payload_bytes": self.user_payload_bytes,
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench = Bench(args)
+    data = bench.run()
+    data = report.finish(data, smoke=args.smoke)
+    paths = report.write(data, args.output)
+    print()
+    print(report.summary_text(data))
+    print("\nwrote " + ", ".join(str(path) for path in paths))
+    return 0

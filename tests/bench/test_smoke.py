@@ -1,0 +1,67 @@
+"""The benchmark's smoke mode: `python -m bench --smoke` runs every scenario on tiny data and writes its report.
+
+It starts its own gunicorn servers against its own database (questdb_bench_smoke) on the local
+PostgreSQL primary, the hot standby and Redis (database 14), so it uses no Django test database.
+Nothing about speed is asserted: only that every run served requests and wrote the report.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.scenarios import SCENARIOS
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Non-2xx answers a scenario may legitimately get: a create can meet a user already at the character limit.
+EXPECTED_NON_2XX = {"character_create", "mix"}
+
+
+def _require(condition, reason):
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def test_smoke_run_writes_a_report_with_every_scenario(tmp_path):
+    _require(shutil.which("wrk"), "wrk is not installed (scripts/services.sh installs it)")
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--output", str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+    for name in ("latest.md", "latest.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert len(list(tmp_path.glob("2*.json"))) == 1, "a timestamped copy is written too"
+    data = json.loads((tmp_path / "latest.json").read_text())
+    assert "questdb benchmark" in (tmp_path / "latest.md").read_text()
+
+    runs = {(row["app"], row["scenario"], row["state"]): row for row in data["results"]}
+    expected = {(app, s.name, state) for app in ("questdb", "naive") for s in SCENARIOS for state in s.states}
+    expected.add(("ceiling", "ceiling", "warm"))
+    assert set(runs) == expected
+    for key, row in runs.items():
+        assert row["rps"] > 0, key
+        assert row["socket_errors"] == 0, key
+        if row["scenario"] not in EXPECTED_NON_2XX:
+            assert row["non_2xx"] == 0, key
+
+    questdb_warm = runs[("questdb", "user_id", "warm")]
+    assert questdb_warm["cache_hit_rate"] >= 0.99
+    assert questdb_warm["sql_per_request"] < 0.1
+    assert runs[("naive", "user_id", "warm")]["sql_per_request"] >= 1
+    assert {target["key"] for target in data["targets"]} >= {"point_vs_naive", "mix_vs_naive"}
+    assert data["machine"]["cores"] >= 1
