@@ -147,7 +147,13 @@ def empty_gnupghome():
 
 
 @pytest.fixture(scope="module")
-def run(empty_gnupghome):
+def command_tmpdir(tmp_path_factory) -> Path:
+    """TMPDIR of the commands, to check that they leave no work files or keyrings behind."""
+    return tmp_path_factory.mktemp("tmpdir")
+
+
+@pytest.fixture(scope="module")
+def run(empty_gnupghome, command_tmpdir):
     def run(*args: str, database: str, **settings: str) -> subprocess.CompletedProcess:
         env = {
             key: value
@@ -158,6 +164,7 @@ def run(empty_gnupghome):
             DATABASE_URL=f"{_server()}/{database}",
             QUESTDB_ENV="development",
             GNUPGHOME=empty_gnupghome,
+            TMPDIR=str(command_tmpdir),
             PYTHONUNBUFFERED="1",
             **settings,
         )
@@ -414,6 +421,65 @@ def test_restore_without_the_manifest_is_refused(first_backup, source, scratch, 
     _assert_refused(result, "No manifest")
 
 
+def test_restore_with_a_passphrase_protected_key(source, scratch, run, tmp_path):
+    home = Path(tempfile.mkdtemp(prefix="qdb-gpp-"))
+    try:
+        uid = "questdb protected <protected@questdb.test>"
+        _gpg(home, "--passphrase", "correct horse", "--quick-gen-key", uid, "future-default", "default", "never")
+        key = {
+            "recipient": "protected@questdb.test",
+            "public": _gpg(home, "--armor", "--export", uid).decode(),
+            "private": _gpg(
+                home,
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "correct horse",
+                "--armor",
+                "--export-secret-keys",
+                uid,
+            ).decode(),
+        }
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+    assert run("backup", database=source, **_backup_settings(tmp_path, key)).returncode == 0
+    target = scratch.create("passphrase")
+
+    def restore(**extra) -> subprocess.CompletedProcess:
+        settings = {**_restore_settings(tmp_path, key), **extra}
+        return run("restore", "--latest", "--target-database", target, database=source, **settings)
+
+    _assert_refused(restore(), "protected by a passphrase", "BACKUP_GPG_PASSPHRASE is not set")
+    _assert_refused(restore(BACKUP_GPG_PASSPHRASE="wrong"), "BACKUP_GPG_PASSPHRASE is wrong")
+    result = restore(BACKUP_GPG_PASSPHRASE="correct horse")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "correct horse" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("not a key at all!", "neither an ASCII-armored OpenPGP key"),
+        ("public", "holds no secret key"),
+    ],
+)
+def test_restore_refuses_unusable_key_material(first_backup, source, scratch, keys, run, value, message):
+    key = keys["backup"]["public"] if value == "public" else value
+    target = scratch.create("badkey")
+    result = run(
+        "restore",
+        "--latest",
+        "--target-database",
+        target,
+        database=source,
+        BACKUP_DIR=str(first_backup["directory"]),
+        BACKUP_GPG_PRIVATE_KEY=key,
+    )
+    _assert_refused(result, "BACKUP_GPG_PRIVATE_KEY", message)
+    assert "BEGIN PGP" not in result.stdout + result.stderr
+
+
 # --- retention ----------------------------------------------------------------------------
 
 
@@ -459,3 +525,9 @@ def test_retention_is_by_age_not_by_count(first_backup, source, keys, run, tmp_p
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 file(s) to delete" in result.stdout
     assert all((directory / name).exists() for name in names)
+
+
+def test_commands_leave_no_work_files_or_keyrings_behind(command_tmpdir):
+    """Runs last in this module: every dump, work directory and throwaway GNUPGHOME is gone."""
+    leftovers = [path.name for path in command_tmpdir.iterdir() if path.name.startswith("questdb-")]
+    assert leftovers == []

@@ -38,6 +38,7 @@ MANIFEST_FORMAT = "questdb-backup/1"
 MANIFEST_SUFFIX = ".metadata"
 DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2}-\d{6})")
 CHUNK = 1024 * 1024
+GPG_ERR_BAD_PASSPHRASE = 11  # libgpg-error code, in the low 16 bits of gpg's status error numbers
 
 # django-dbbackup logs every command line it runs at DEBUG; questdb prints its own progress.
 logging.getLogger("dbbackup").setLevel(logging.WARNING)
@@ -189,7 +190,11 @@ class GPG:
         if self.key:
             self.home = tempfile.mkdtemp(prefix="questdb-gnupg-")
             self.temporary = True
-            self._import(key_bytes(self.key, self.key_setting))
+            try:
+                self._import(key_bytes(self.key, self.key_setting))
+            except BaseException:
+                self.__exit__(None, None, None)
+                raise
         else:
             self.home = os.environ.get("GNUPGHOME") or None
         return self
@@ -256,6 +261,8 @@ class GPG:
                 fingerprints.append(fields[9])
             previous = fields[0]
         if result.returncode != 0 or not fingerprints:
+            if self.temporary:
+                raise CommandError(f"{self.key_setting} holds no key for BACKUP_GPG_RECIPIENT {recipient!r}.")
             raise CommandError(
                 f"No public key for BACKUP_GPG_RECIPIENT {recipient!r} in {self.keyring}; "
                 "set BACKUP_GPG_PUBLIC_KEY to that key."
@@ -285,8 +292,8 @@ class GPG:
             args += ["--passphrase-fd", "0"]
             data = self.passphrase.encode() + b"\n"
         returncode, status, stderr = self.run([*args, "--decrypt", source], input=data or b"")
-        words = [line.split() for line in status]
-        keywords = {word[0] for word in words if word}
+        words = [line.split() for line in status if line.strip()]
+        keywords = {word[0] for word in words}
         ok = returncode == 0 and "DECRYPTION_OKAY" in keywords and not keywords & {"BADMDC", "DECRYPTION_FAILED"}
         if ok:
             return
@@ -299,8 +306,17 @@ class GPG:
                 f"{label} is encrypted to another key ({', '.join(enc_to)}); no matching secret key in "
                 f"{self.keyring}. Set BACKUP_GPG_PRIVATE_KEY to the secret key of BACKUP_GPG_RECIPIENT."
             )
-        if keywords & {"BAD_PASSPHRASE", "MISSING_PASSPHRASE"}:
-            raise CommandError(f"Cannot unlock the secret key for {label}: set BACKUP_GPG_PASSPHRASE correctly.")
+        pkdecrypt = [word for word in words if word[:2] == ["ERROR", "pkdecrypt_failed"]]
+        codes = [int(word[2]) & 0xFFFF for word in pkdecrypt if len(word) > 2 and word[2].isdigit()]
+        bad_passphrase = keywords & {"BAD_PASSPHRASE", "MISSING_PASSPHRASE"} or GPG_ERR_BAD_PASSPHRASE in codes
+        if bad_passphrase or ("NEED_PASSPHRASE" in keywords and not self.passphrase):
+            problem = "is wrong" if self.passphrase else "is not set"
+            raise CommandError(
+                f"Cannot unlock the secret key for {label}: it is protected by a passphrase and "
+                f"BACKUP_GPG_PASSPHRASE {problem}."
+            )
+        if pkdecrypt:
+            raise CommandError(f"The secret key in {self.keyring} could not decrypt {label}: {_last_line(stderr)}")
         if "NODATA" in keywords and not enc_to:
             raise CommandError(f"{label} is not a GPG-encrypted file (corrupt or not a questdb backup).")
         raise CommandError(
@@ -310,7 +326,7 @@ class GPG:
 
 
 def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line.strip().removeprefix("gpg: ") for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
 
 
