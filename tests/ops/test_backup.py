@@ -17,9 +17,10 @@ import tempfile
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
+
+from tests.ops.support import psql, server_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATE_FORMAT = "%Y-%m-%d-%H%M%S"
@@ -51,24 +52,6 @@ INSERT INTO audit.events (kind) SELECT 'event-' || g FROM generate_series(1, 40)
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _server() -> str:
-    url = urlsplit(os.environ.get("DATABASE_URL", ""))
-    if url.scheme not in {"postgres", "postgresql"}:
-        pytest.skip("needs DATABASE_URL pointing at the PostgreSQL primary")
-    return f"postgres://{url.username or 'postgres'}@{url.hostname}:{url.port or 5432}"
-
-
-def _psql(sql: str, database: str = "postgres") -> str:
-    result = subprocess.run(
-        ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", f"{_server()}/{database}", "-c", sql],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return result.stdout.strip()
-
-
 def _gpg(home: Path, *args: str, input: bytes | None = None) -> bytes:
     result = subprocess.run(
         ["gpg", "--homedir", str(home), "--batch", "--no-tty", *args], input=input, capture_output=True, check=False
@@ -79,7 +62,7 @@ def _gpg(home: Path, *args: str, input: bytes | None = None) -> bytes:
 
 def _fingerprints(database: str) -> dict[str, tuple[int, str]]:
     """Every table in the user schemas: (row count, md5 of its rows in a fixed order)."""
-    tables = _psql(
+    tables = psql(
         "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
         "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
         database,
@@ -88,7 +71,7 @@ def _fingerprints(database: str) -> dict[str, tuple[int, str]]:
         f"SELECT '{table}', count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM {table} t"
         for table in tables
     )
-    rows = _psql(query, database).splitlines()
+    rows = psql(query, database).splitlines()
     return {name: (int(count), digest) for name, count, digest in (row.split("|") for row in rows)}
 
 
@@ -100,13 +83,13 @@ class Scratch:
 
     def create(self, label: str) -> str:
         name = f"questdb_bk_{label}_{uuid.uuid4().hex[:8]}"
-        _psql(f"CREATE DATABASE {name}")
+        psql(f"CREATE DATABASE {name}")
         self.names.append(name)
         return name
 
     def drop_all(self) -> None:
         for name in self.names:
-            _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +144,7 @@ def run(empty_gnupghome, command_tmpdir):
             if not key.startswith(("BACKUP_", "DB_READ_HOST", "DATABASE_REPLICA_URLS"))
         }
         env.update(
-            DATABASE_URL=f"{_server()}/{database}",
+            DATABASE_URL=f"{server_url()}/{database}",
             QUESTDB_ENV="development",
             GNUPGHOME=empty_gnupghome,
             TMPDIR=str(command_tmpdir),
@@ -184,7 +167,7 @@ def run(empty_gnupghome, command_tmpdir):
 def source(scratch):
     database = scratch.create("source")
     env = {key: value for key, value in os.environ.items() if key not in {"DB_READ_HOST", "DATABASE_REPLICA_URLS"}}
-    env["DATABASE_URL"] = f"{_server()}/{database}"
+    env["DATABASE_URL"] = f"{server_url()}/{database}"
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
         cwd=REPO_ROOT,
@@ -192,7 +175,7 @@ def source(scratch):
         check=True,
         timeout=600,
     )
-    _psql(SEED_SQL, database)
+    psql(SEED_SQL, database)
     return database
 
 
@@ -241,7 +224,7 @@ def _assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> Non
 
 def _table_count(database: str) -> int:
     return int(
-        _psql("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')", database)
+        psql("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')", database)
     )
 
 

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from tests.ops.support import require
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 SERVICES = {"primary", "replica", "redis", "app", "backup"}
@@ -252,8 +254,7 @@ def _wait(condition, timeout: float, what: str, log: Path):
 @pytest.mark.slow
 def test_replica_script_streams_from_the_local_primary():
     bindir = _bindir()
-    if os.geteuid() != 0 or bindir is None or not shutil.which("runuser"):
-        pytest.skip("needs root and the PostgreSQL server binaries")
+    require(os.geteuid() == 0 and bindir is not None and bool(shutil.which("runuser")), "needs root and PostgreSQL")
     host, primary_port = _primary()
     limits = {
         name: _psql(primary_port, f"SHOW {name}", host=host)

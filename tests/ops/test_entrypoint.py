@@ -13,12 +13,12 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 from questdb.management.commands.migrate_locked import MIGRATION_LOCK_ID
+from tests.ops.support import psql, server_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = REPO_ROOT / "docker" / "entrypoint.sh"
@@ -32,32 +32,14 @@ for argument in "$@"; do printf '%s\\n' "$argument"; done > "$FAKE_GUNICORN_RECO
 """
 
 
-def _server() -> str:
-    url = urlsplit(os.environ.get("DATABASE_URL", ""))
-    if url.scheme not in {"postgres", "postgresql"}:
-        pytest.skip("needs DATABASE_URL pointing at the PostgreSQL primary")
-    return f"postgres://{url.username or 'postgres'}@{url.hostname}:{url.port or 5432}"
-
-
-def _psql(sql: str, database: str = "postgres") -> str:
-    result = subprocess.run(
-        ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", f"{_server()}/{database}", "-c", sql],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return result.stdout.strip()
-
-
 @pytest.fixture
 def scratch_database():
     name = f"questdb_lock_{uuid.uuid4().hex[:12]}"
-    _psql(f"CREATE DATABASE {name}")
+    psql(f"CREATE DATABASE {name}")
     try:
         yield name
     finally:
-        _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _env(database_url: str, **extra) -> dict:
@@ -91,10 +73,10 @@ def _manage(*args: str, env: dict) -> subprocess.Popen:
 
 
 def test_two_concurrent_migrate_locked_apply_migrations_exactly_once(scratch_database):
-    env = _env(f"{_server()}/{scratch_database}")
+    env = _env(f"{server_url()}/{scratch_database}")
     # Hold the lock ourselves until both processes are queued on it, so that they really
     # race for it (each would otherwise find a finished database or an empty one by chance).
-    with psycopg.connect(f"{_server()}/{scratch_database}", autocommit=True) as holder:
+    with psycopg.connect(f"{server_url()}/{scratch_database}", autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK_ID])
         first = _manage("migrate_locked", env=env)
         second = _manage("migrate_locked", env=env)
@@ -120,12 +102,12 @@ def test_two_concurrent_migrate_locked_apply_migrations_exactly_once(scratch_dat
     assert len(applied) == 1, "exactly one process applies the migrations"
     assert len(idle) == 1, "the other finds nothing left to do"
 
-    rows = _psql("SELECT count(*), count(DISTINCT (app, name)) FROM django_migrations", scratch_database)
+    rows = psql("SELECT count(*), count(DISTINCT (app, name)) FROM django_migrations", scratch_database)
     total, distinct = map(int, rows.split("|"))
     assert total == distinct, "a migration was recorded twice"
     assert total == applied[0].count("Applying ")
     assert total >= 10
-    assert _psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", scratch_database) == "0"
+    assert psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", scratch_database) == "0"
 
 
 def test_migrate_locked_on_sqlite_just_migrates(tmp_path):
@@ -160,7 +142,7 @@ def test_wait_for_db_gives_up_with_a_clear_message():
 
 
 def test_wait_for_db_returns_once_the_database_answers(scratch_database):
-    process = _manage("wait_for_db", "--timeout", "10", env=_env(f"{_server()}/{scratch_database}"))
+    process = _manage("wait_for_db", "--timeout", "10", env=_env(f"{server_url()}/{scratch_database}"))
     output = process.communicate(timeout=60)[0]
     assert process.returncode == 0, output
     assert "is up" in output
@@ -212,12 +194,12 @@ def test_entrypoint_migrates_then_execs_gunicorn(fake_gunicorn, tmp_path):
 
 
 def test_entrypoint_migrates_postgresql_under_the_advisory_lock(fake_gunicorn, scratch_database):
-    process, output = _entrypoint(fake_gunicorn, f"{_server()}/{scratch_database}")
+    process, output = _entrypoint(fake_gunicorn, f"{server_url()}/{scratch_database}")
     assert process.returncode == 0, output
     _assert_execs_gunicorn(process, fake_gunicorn)
     assert "Took the migration lock" in output
     assert "Released the migration lock." in output
-    assert int(_psql("SELECT count(*) FROM django_migrations", scratch_database)) >= 10
+    assert int(psql("SELECT count(*) FROM django_migrations", scratch_database)) >= 10
 
 
 @pytest.mark.parametrize("value", ["0", "false"])

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ops.support import require
+
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -23,25 +25,17 @@ RESULT_RE = re.compile(r"^PITR_RESULT (.*)$", re.MULTILINE)
 WORKSPACE_RE = re.compile(r"workspace (/\S+),")
 
 
-def _require(condition, reason):
-    if condition:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _prerequisites():
-    _require(
+    require(
         os.geteuid() == 0 or os.environ.get("USER") == "postgres",
         "the PITR drill needs root or the postgres OS user",
     )
-    _require(
+    require(
         bool(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or os.environ.get("PG_BINDIR"),
         "PostgreSQL server binaries are not installed",
     )
-    _require(
+    require(
         shutil.which("pgbackrest") is not None or os.geteuid() == 0,
         "pgbackrest is not installed",
     )

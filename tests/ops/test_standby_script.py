@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ops.support import require
+
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -19,14 +21,6 @@ STANDBY = REPO_ROOT / "scripts" / "standby.sh"
 PRIMARY_HOST = os.environ.get("PRIMARY_HOST", "127.0.0.1")
 PRIMARY_PORT = os.environ.get("PRIMARY_PORT", "5432")
 STANDBY_PORT = os.environ.get("STANDBY_PORT", "5433")
-
-
-def _require(condition, reason):
-    if condition:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def psql(port, sql, host="127.0.0.1"):
@@ -66,12 +60,12 @@ def standby(*args):
 
 @pytest.fixture(scope="module", autouse=True)
 def running_standby():
-    _require(shutil.which("psql") is not None, "psql is not installed")
-    _require(
+    require(shutil.which("psql") is not None, "psql is not installed")
+    require(
         os.geteuid() == 0 or os.environ.get("USER") == "postgres",
         "the standby script needs root or the postgres OS user",
     )
-    _require(
+    require(
         psql(PRIMARY_PORT, "SELECT 1", host=PRIMARY_HOST).returncode == 0,
         f"primary PostgreSQL on {PRIMARY_HOST}:{PRIMARY_PORT} is not reachable",
     )
