@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
-from rest_framework import authentication, exceptions, permissions, throttling
+from rest_framework import authentication, exceptions, permissions
 
-from questdb.cache import window_count
 from questdb.models import Scope, ServiceAPIKey
 
 KEYWORD = "Api-Key"
@@ -118,27 +117,3 @@ class HasScopedAPIKey(permissions.BasePermission):
             view, "read_only_actions", ()
         )
         return reads_only or caller.can_write
-
-
-class PerKeyThrottle(throttling.BaseThrottle):
-    """API_THROTTLE_RATE per key, counted in fixed windows shared by every process.
-
-    With Redis it costs one pipelined INCR+EXPIRE per request (DRF's SimpleRateThrottle
-    reads and rewrites a pickled list of timestamps, two round trips). It is a fairness
-    measure: a Redis outage lets requests through rather than failing them.
-    """
-
-    def allow_request(self, request, view) -> bool:
-        caller = request.auth
-        rate = settings.API_THROTTLE_RATE
-        if not isinstance(caller, Caller) or not rate:
-            return True
-        limit, period = throttling.SimpleRateThrottle.parse_rate(None, rate)
-        now = time.time()
-        window = int(now // period)
-        self._retry_after = period - (now % period)
-        count = window_count(f"throttle:{caller.key_id}:{window}", period=period)
-        return count is None or count <= limit
-
-    def wait(self) -> float:
-        return self._retry_after

@@ -207,6 +207,22 @@ class LookupCache:
             if not _is_redis_error(error):
                 raise
 
+    def add_to_counter(self, name: str, amount: int, *, ttl: int) -> int | None:
+        """Add to a shared counter (INCRBY) and return its total; None while Redis is down."""
+        client = self.client()
+        if client is None:
+            return None
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.incrby(name, amount)
+            pipe.expire(name, ttl)
+            return pipe.execute()[0]
+        except Exception as error:
+            if not _is_redis_error(error):
+                raise
+            self.note_failure(error)
+            return None
+
     # -- invalidation ----------------------------------------------------------------
     def invalidate(self, keys: Iterable[Key]) -> None:
         """Invalidate `keys` once the current transaction commits (at once outside one)."""
@@ -262,32 +278,6 @@ class LookupCache:
             self._pending_overflowed = self._pending_overflowed or overflowed
             self.note_failure(error)
             return False
-
-
-def window_count(name: str, *, period: int) -> int | None:
-    """Count one more event in a time window shared by all processes; None when it cannot be counted."""
-    key = f"{settings.CACHE_KEY_PREFIX}:{name}"
-    if not lookup_cache.enabled:  # no Redis configured: count in Django's local cache
-        from django.core.cache import cache
-
-        cache.add(key, 0, timeout=period * 2)
-        try:
-            return cache.incr(key)
-        except ValueError:  # expired between add and incr
-            return None
-    client = lookup_cache.client()
-    if client is None:  # Redis is down: let the request through rather than wait on it
-        return None
-    try:
-        pipe = client.pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, period * 2)
-        return pipe.execute()[0]
-    except Exception as error:
-        if not _is_redis_error(error):
-            raise
-        lookup_cache.note_failure(error)
-        return None
 
 
 def _is_redis_error(error: Exception) -> bool:

@@ -1,4 +1,4 @@
-"""Structured request logs and the metrics endpoint.
+"""Structured request logs, request metrics and the metrics endpoint.
 
 Each request gets an id (the caller's `X-Request-ID` when it is sane, else a new
 one), returned in the response and attached to the request's log line with the
@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connections
 from django.http import HttpResponseForbidden
 from django_prometheus.exports import ExportToDjangoView
-from prometheus_client import Gauge
+from prometheus_client import Gauge, Histogram
 
 request_logger = logging.getLogger("questdb.request")
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -37,6 +37,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+REQUEST_DURATION = Histogram(
+    "questdb_http_request_duration_seconds",
+    "Request latency by route (URL name), method and status.",
+    ["route", "method", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+)
+
+
 class RequestLogMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -48,6 +56,10 @@ class RequestLogMiddleware:
         request.request_id = request_id
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
+        duration = time.perf_counter() - started
+        match = getattr(request, "resolver_match", None)
+        route = match.view_name if match else "unmatched"
+        REQUEST_DURATION.labels(route, request.method, response.status_code).observe(duration)
         request_logger.info(
             "%s %s %s",
             request.method,
@@ -58,7 +70,7 @@ class RequestLogMiddleware:
                 "method": request.method,
                 "path": request.path,
                 "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(duration * 1000, 2),
                 "api_key": request.META.get("questdb.caller"),
             },
         )

@@ -52,7 +52,6 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "questdb.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "questdb.routing.ConsistencyMiddleware",
@@ -62,7 +61,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "questdb.urls"
@@ -159,12 +157,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["questdb.api_keys.HasScopedAPIKey"],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "questdb.api.negotiation.JSONOnly",
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "questdb.api.pagination.StandardPagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "questdb.api.errors.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["questdb.api_keys.PerKeyThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["questdb.throttling.PerKeyThrottle"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 # Requests per API key, e.g. "100000/min" ("/s", "/min", "/hour", "/day"); empty turns throttling off.

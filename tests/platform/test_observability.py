@@ -42,7 +42,9 @@ def test_request_logs_are_json_with_id_key_name_status_and_duration_and_no_secre
 def test_metrics_need_no_key_and_cover_requests_queries_cache_and_pools(api, client, make_user):
     api.get(f"/api/v1/users/{make_user().id}/")
     body = client.get("/metrics").content.decode()
-    assert "django_http_requests_latency_seconds_by_view_method" in body
+    assert (
+        'questdb_http_request_duration_seconds_bucket{le="0.005",method="GET",route="user-detail",status="200"}' in body
+    )
     assert 'django_db_execute_total{alias="default",vendor="postgresql"}' in body
     assert "questdb_cache_events_total" in body
     assert 'questdb_db_pool_connections{alias="default",state="open"}' in body
