@@ -44,6 +44,13 @@ def sentinel_topology(tmp_path):
     }
     try:
         assert wait_until(lambda: all(_ping(p) for p in (master, replica, sentinel)), timeout=10)
+
+        def sentinel_knows_the_replica() -> bool:
+            # Sentinel learns replicas from the master's INFO, polled every 10 s; no replica, no failover.
+            known = redis.Redis(port=sentinel).sentinel_slaves("questdb")
+            return any(r["port"] == replica and not r["is_odown"] and not r["is_sdown"] for r in known)
+
+        assert wait_until(sentinel_knows_the_replica, timeout=20, interval=0.25)
         yield {"master": master, "replica": replica, "sentinel": sentinel, "processes": processes}
     finally:
         for process in processes.values():
