@@ -87,7 +87,9 @@ _SERVICES = ("postgres", "redis-server")
 class Cpu:
     busy: int  # ticks, all cores: user + nice + system + irq + softirq
     steal: int
-    ours: int  # this process and its reaped children (wrk), the server's processes, PostgreSQL and Redis
+    server: int  # the gunicorn master and workers
+    services: int  # PostgreSQL (primary and standby) and Redis
+    ours: int  # the above, plus this process and its reaped children (wrk)
 
 
 def _proc_ticks(pid: int | str, *, children: bool = False) -> int:
@@ -103,7 +105,8 @@ def _proc_ticks(pid: int | str, *, children: bool = False) -> int:
 def cpu(server_pids: list[int]) -> Cpu:
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     busy = values[0] + values[1] + values[2] + values[5] + values[6]
-    ours = _proc_ticks("self", children=True) + sum(_proc_ticks(pid) for pid in server_pids)
+    server = sum(_proc_ticks(pid) for pid in server_pids)
+    services = 0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -111,16 +114,19 @@ def cpu(server_pids: list[int]) -> Cpu:
             except OSError:
                 continue
             if name in _SERVICES:
-                ours += _proc_ticks(entry.name)
-    return Cpu(busy=busy, steal=values[7] if len(values) > 7 else 0, ours=ours)
+                services += _proc_ticks(entry.name)
+    ours = _proc_ticks("self", children=True) + server + services
+    return Cpu(busy=busy, steal=values[7] if len(values) > 7 else 0, server=server, services=services, ours=ours)
 
 
-def cpu_summary(before: Cpu, after: Cpu, seconds: float) -> dict:
-    """Cores' worth of CPU that other processes (and the hypervisor, as steal) took during a run."""
-    if seconds <= 0:
-        return {"other_cpu_cores": None, "steal_cores": None}
+def cpu_summary(before: Cpu, after: Cpu, seconds: float, requests: int) -> dict:
+    """CPU per request of the server and of PostgreSQL + Redis (ms), and the cores other processes took."""
+    if seconds <= 0 or not requests:
+        return {"server_cpu_ms": None, "services_cpu_ms": None, "other_cpu_cores": None, "steal_cores": None}
     other = max(0, (after.busy - before.busy) - (after.ours - before.ours))
     return {
+        "server_cpu_ms": round((after.server - before.server) / _TICKS * 1000 / requests, 3),
+        "services_cpu_ms": round((after.services - before.services) / _TICKS * 1000 / requests, 3),
         "other_cpu_cores": round(other / _TICKS / seconds, 2),
         "steal_cores": round((after.steal - before.steal) / _TICKS / seconds, 2),
     }

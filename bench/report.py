@@ -157,6 +157,8 @@ def progress_line(row: dict) -> str:
             f"  sql/req {row['sql_per_request']:.2f}  hit {_pct(row['cache_hit_rate'])}"
             f"  replica {_pct(row['replica_read_share'])}"
         )
+    if row.get("server_cpu_ms") is not None:
+        extra += f"  server cpu {row['server_cpu_ms']:.2f} ms/req"
     if row.get("other_cpu_cores"):
         extra += f"  other load {row['other_cpu_cores']:.2f} cores"
     errors = f"  non-2xx {row['non_2xx']}" if row["non_2xx"] else ""
@@ -207,6 +209,9 @@ def markdown(data: dict) -> str:
         value = "-" if t["value"] is None else f"{t['value']:.2f}"
         out.append(f"- {t['target']}: {value} (target {t['op']} {t['threshold']}): **{mark}**")
     out += ["", "## questdb", ""]
+    header = ["scenario", "state", "req/s", "p50 ms", "p99 ms", "non-2xx", "SQL/req", "reads on replica"]
+    header += ["cache hits", "Redis cmds/req", "server CPU ms/req", "PG+Redis CPU ms/req", "vs naive", "vs ceiling"]
+    header += ["other load"]
     rows = []
     for row in (r for r in data["results"] if r["app"] == "questdb"):
         rows.append(
@@ -221,30 +226,17 @@ def markdown(data: dict) -> str:
                 _pct(row["replica_read_share"]),
                 _pct(row["cache_hit_rate"]),
                 f"{row['redis_commands_per_request']:.1f}",
+                _ms(row.get("server_cpu_ms")),
+                _ms(row.get("services_cpu_ms")),
                 _x(row["vs_naive"]),
                 _x(row["vs_ceiling"]),
                 _cores(row.get("other_cpu_cores")),
             ]
         )
-    out += _table(
-        [
-            "scenario",
-            "state",
-            "req/s",
-            "p50 ms",
-            "p99 ms",
-            "non-2xx",
-            "SQL/req",
-            "reads on replica",
-            "cache hits",
-            "Redis cmds/req",
-            "vs naive",
-            "vs ceiling",
-            "other load",
-        ],
-        rows,
-    )
+    out += _table(header, rows)
     out += ["", "## Comparison servers (comparison code, not questdb)", ""]
+    header = ["server", "scenario", "state", "req/s", "p50 ms", "p99 ms", "non-2xx", "SQL/req"]
+    header += ["server CPU ms/req", "PG+Redis CPU ms/req", "vs ceiling", "other load"]
     rows = []
     for row in (r for r in data["results"] if r["app"] != "questdb"):
         rows.append(
@@ -257,12 +249,13 @@ def markdown(data: dict) -> str:
                 _ms(row["latency_ms"]["p99"]),
                 str(row["non_2xx"]),
                 "-" if row["app"] == "ceiling" else f"{row['sql_per_request']:.2f}",
+                _ms(row.get("server_cpu_ms")),
+                _ms(row.get("services_cpu_ms")),
                 _x(row["vs_ceiling"]),
+                _cores(row.get("other_cpu_cores")),
             ]
         )
-    out += _table(
-        ["server", "scenario", "state", "req/s", "p50 ms", "p99 ms", "non-2xx", "SQL/req", "vs ceiling"], rows
-    )
+    out += _table(header, rows)
     out += [
         "",
         "## How to read it",
@@ -278,6 +271,8 @@ def markdown(data: dict) -> str:
         "of the primary's WAL position after a write) that went to the standby.",
         "- cache hits: questdb_cache_events_total (questdb's /metrics counters): (hit + hit_after_wait) / "
         "(hit + miss). A cold run of 10 s starts empty and fills as it goes, so it is 'mostly misses at first'.",
+        "- server CPU ms/req: CPU time of the gunicorn master and workers per request; PG+Redis CPU ms/req: the "
+        "same for every PostgreSQL process (primary, standby, and any other database's) and Redis (from /proc).",
         "- other load: cores' worth of CPU that processes other than the servers, wrk, PostgreSQL and Redis used "
         "during the run (from /proc); anything above ~0.1 means the run competed with other work.",
         "- Redis cmds/req: total_commands_processed of the whole Redis server, so other clients add to it.",
@@ -327,11 +322,17 @@ def write(data: dict, directory: Path) -> list[Path]:
 
 
 # -- py-spy --------------------------------------------------------------------------------------
-def summarize_profile(path: Path, scenario: str, top: int = 25) -> dict:
-    """Inclusive and self time per function from py-spy's raw (collapsed) output."""
+def summarize_profile(path: Path, scenario: str, top: int = 40) -> dict:
+    """Where request threads spend their GIL time, from py-spy's raw (collapsed) output.
+
+    py-spy's --gil mode samples the thread that last held the GIL, so an idle worker's samples
+    land on whichever thread held it last (often gunicorn's event loop). The summary therefore
+    counts only stacks inside ThreadWorker.handle_request, and gives each function's inclusive and
+    self share of those.
+    """
     inclusive: Counter = Counter()
     own: Counter = Counter()
-    total = 0
+    total = in_requests = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
@@ -339,16 +340,24 @@ def summarize_profile(path: Path, scenario: str, top: int = 25) -> dict:
         samples = int(count)
         total += samples
         frames = [_frame(frame) for frame in stack.split(";")]
+        if not any(frame.startswith("ThreadWorker.handle_request ") for frame in frames):
+            continue
+        in_requests += samples
         for frame in set(frames):
             inclusive[frame] += samples
         own[frames[-1]] += samples
-    lines = [f"{total} samples of one worker's busy threads (py-spy, 200 Hz, --nonblocking)", ""]
-    lines.append("inclusive  self   function")
+    share = lambda n: 100 * n / max(in_requests, 1)  # noqa: E731
+    lines = [
+        f"{total} samples (py-spy record --gil, 200 Hz, one worker); {in_requests} inside request handling,",
+        "the base of the percentages below (the rest: gunicorn's event loop and idle time).",
+        "",
+        "inclusive  self   function",
+    ]
     for frame, samples in inclusive.most_common(top):
-        lines.append(f"{100 * samples / max(total, 1):7.1f}% {100 * own[frame] / max(total, 1):6.1f}%  {frame}")
+        lines.append(f"{share(samples):7.1f}% {share(own[frame]):6.1f}%  {frame}")
     lines += ["", "top self time:"]
-    for frame, samples in own.most_common(12):
-        lines.append(f"{100 * samples / max(total, 1):7.1f}%  {frame}")
+    for frame, samples in own.most_common(15):
+        lines.append(f"{share(samples):7.1f}%  {frame}")
     return {"scenario": scenario, "samples": total, "text": "\n".join(lines) + "\n", "raw": path.name}
 
 

@@ -236,7 +236,7 @@ class Bench:
             "non_2xx": errors["status"],
             "socket_errors": errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
             **metrics.summarize(delta, result["requests"]),
-            **metrics.cpu_summary(cpu_before, cpu_after, seconds),
+            **metrics.cpu_summary(cpu_before, cpu_after, seconds, result["requests"]),
             "wrk": result["command"],
         }
         self.results.append(row)
@@ -296,7 +296,7 @@ class Bench:
                 "raw",
                 "--output",
                 str(output),
-                "--nonblocking",
+                "--gil",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
