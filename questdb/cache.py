@@ -45,12 +45,25 @@ MAX_PENDING_INVALIDATIONS = 10_000
 
 EVENTS = Counter("questdb_cache_events", "Lookup cache events by key family.", ["family", "event"])
 
-# KEYS: value, stamp. ARGV: expected stamp ("" for none), payload, ttl.
-_FILL_SCRIPT = """
+# One round trip per lookup. KEYS: value, stamp, lock. ARGV: lock ttl (ms), lock token.
+# A hit returns {value}; a miss returns {false, stamp, 1 if this reader took the fill lock}.
+_LOOKUP_SCRIPT = """
+local value = redis.call('GET', KEYS[1])
+if value then return {value} end
 local stamp = redis.call('GET', KEYS[2]) or ''
-if stamp ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-return 1
+local locked = redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[1]) and 1 or 0
+return {false, stamp, locked}
+"""
+# Compare-and-set, then release the fill lock if this reader holds it.
+# KEYS: value, stamp, lock. ARGV: expected stamp ("" for none), payload, ttl, lock token ("" for none).
+_FILL_SCRIPT = """
+local filled = 0
+if (redis.call('GET', KEYS[2]) or '') == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  filled = 1
+end
+if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
+return filled
 """
 # KEYS: value1, stamp1, value2, stamp2, ... ARGV: lsn, nonce, stamp ttl.
 # The stamp keeps the highest WAL position any invalidation reported.
@@ -117,6 +130,7 @@ class LookupCache:
 
             self._client = get_redis_connection("default")
             self._scripts = {
+                "lookup": self._client.register_script(_LOOKUP_SCRIPT),
                 "fill": self._client.register_script(_FILL_SCRIPT),
                 "invalidate": self._client.register_script(_INVALIDATE_SCRIPT),
             }
@@ -147,32 +161,35 @@ class LookupCache:
         if client is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
             # Inside a transaction the database may hold uncommitted rows: never cache them.
             return load()
+        token = uuid.uuid4().hex
         try:
-            value, stamp = client.mget(key.value, key.stamp)
-            if value is not None:
+            reply = self._scripts["lookup"](keys=[key.value, key.stamp, key.lock], args=[LOCK_TTL_MS, token])
+            if reply[0] is not None:
                 EVENTS.labels(key.family, "hit").inc()
-                return value
+                return reply[0]
             EVENTS.labels(key.family, "miss").inc()
-            owns_lock = bool(client.set(key.lock, b"1", nx=True, px=LOCK_TTL_MS))
-            if not owns_lock:
+            stamp, locked = reply[1] or b"", reply[2]
+            if not locked:
+                token = ""
                 value = self._wait_for_fill(client, key)
                 if value is not None:
                     return value
-                stamp = client.get(key.stamp)  # the filler gave up; fill ourselves with a fresh stamp
+                stamp = client.get(key.stamp) or b""  # the filler gave up; fill with a fresh stamp
         except Exception as error:  # any Redis failure: answer from the database
             if not _is_redis_error(error):
                 raise
             self.note_failure(error)
             return load()
+        payload = None
         try:
             with routing.reads_at_least(_stamp_lsn(stamp)):
                 payload = load()
-            if payload is not None:
-                self._fill(client, key, stamp, payload)
-            return payload
         finally:
-            if owns_lock:
-                self._release(client, key)
+            if payload is not None:
+                self._fill(key, stamp, payload, token)
+            elif token:
+                self._release(client, key, token)
+        return payload
 
     def _wait_for_fill(self, client, key: Key) -> bytes | None:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
@@ -188,10 +205,10 @@ class LookupCache:
                 break
         return None
 
-    def _fill(self, client, key: Key, stamp: bytes | None, payload: bytes) -> None:
+    def _fill(self, key: Key, stamp: bytes, payload: bytes, token: str) -> None:
         try:
             filled = self._scripts["fill"](
-                keys=[key.value, key.stamp], args=[stamp or b"", payload, settings.CACHE_TTL]
+                keys=[key.value, key.stamp, key.lock], args=[stamp, payload, settings.CACHE_TTL, token]
             )
         except Exception as error:
             if not _is_redis_error(error):
@@ -200,9 +217,10 @@ class LookupCache:
             return
         EVENTS.labels(key.family, "fill" if filled else "fill_refused").inc()
 
-    def _release(self, client, key: Key) -> None:
+    def _release(self, client, key: Key, token: str) -> None:
         try:
-            client.delete(key.lock)
+            if client.get(key.lock) == token.encode():
+                client.delete(key.lock)
         except Exception as error:
             if not _is_redis_error(error):
                 raise
