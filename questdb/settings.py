@@ -55,11 +55,11 @@ MIDDLEWARE = [
     "questdb.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "questdb.routing.ConsistencyMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "questdb.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "questdb.middleware.AuthenticationMiddleware",
+    "questdb.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
