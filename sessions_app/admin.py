@@ -29,7 +29,8 @@ class SessionAdmin(admin.ModelAdmin):
     search_fields = ("user__username", "user__email")
     list_select_related = ("user",)
     raw_id_fields = ("user",)
-    readonly_fields = ("id", "user", "created_at", "updated_at")
+    # Sessions change only through domain actions ("Expire now"), never by hand-editing a row.
+    readonly_fields = ("id", "user", "expires_at", "ip_address", "user_agent", "created_at", "updated_at")
     actions = ["expire_now"]
 
     def has_add_permission(self, request) -> bool:
