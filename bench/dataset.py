@@ -194,6 +194,19 @@ def seed(database: str, shape: Shape) -> float:
     return time.monotonic() - started
 
 
+def matches(database: str, shape: Shape) -> bool:
+    """Whether the tables hold exactly a seeded dataset of this shape (so seeding can be skipped)."""
+    with psycopg.connect(dsn(database)) as conn:
+        try:
+            users, characters, sessions = conn.execute(
+                "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM characters WHERE name LIKE 'ch%'),"
+                " (SELECT count(*) FROM sessions)"
+            ).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return False
+    return (users, characters, sessions) == (shape.users, shape.characters, shape.sessions)
+
+
 def delete_created_characters(database: str, prefix: str) -> int:
     """Remove characters the create scenarios added, so each server starts from the same data."""
     with psycopg.connect(dsn(database), autocommit=True) as conn:

@@ -75,6 +75,11 @@ def versions(wrk: str) -> dict:
         found["commit"] = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        if changed:
+            found["commit"] += " (with uncommitted changes)"
     except (OSError, subprocess.CalledProcessError):
         found["commit"] = None
     return found
@@ -99,11 +104,14 @@ def _median(values: list) -> float | None:
 
 def finish(data: dict, *, smoke: bool = False) -> dict:
     results = data["results"]
-    ceiling = next((row for row in results if row["app"] == "ceiling"), None)
+    # The ceiling runs before and after the others; their mean is the reference.
+    ceilings = [row["rps"] for row in results if row["app"] == "ceiling"]
+    ceiling = round(statistics.mean(ceilings), 1) if ceilings else None
+    data["ceiling_rps"] = ceiling
     for row in results:
         naive = _find(results, "naive", row["scenario"], row["state"]) if row["app"] == "questdb" else None
         row["vs_naive"] = _ratio(row["rps"], naive["rps"]) if naive else None
-        row["vs_ceiling"] = _ratio(row["rps"], ceiling["rps"]) if ceiling and row["app"] != "ceiling" else None
+        row["vs_ceiling"] = _ratio(row["rps"], ceiling) if row["app"] != "ceiling" else None
     ours = [row for row in results if row["app"] == "questdb"]
     points = [row for row in ours if row["group"] == "point" and row["state"] == WARM]
     values = {
@@ -262,8 +270,10 @@ def markdown(data: dict) -> str:
         "",
         "- naive: bench/naive, plain DRF ModelViewSets over the same tables (API key checked in the database on "
         "every request, no cache, no replica, CONN_MAX_AGE=60). ceiling: bench/ceiling.py, a bare WSGI callable "
-        f"returning a fixed {s['user_payload_bytes'] or 'user-sized'}-byte JSON body. All three run with the same "
-        "gunicorn settings on the same data, one after the other.",
+        f"returning a fixed {s['user_payload_bytes'] or 'user-sized'}-byte JSON body. All three run at once with the "
+        "same gunicorn settings on the same data; each scenario runs on questdb and right after on naive, so both "
+        "meet the same background load; the ceiling runs first and last, and the mean of the two is the reference "
+        f"({data.get('ceiling_rps') or 0:,.0f} req/s).",
         "- SQL/req: statements sent through Django's cursor (ORM, savepoints, the WAL-position query), counted in "
         "each worker by bench/sqlcount.py, divided by wrk's completed requests. The replica monitor's own "
         "connections are not counted.",
@@ -282,9 +292,9 @@ def markdown(data: dict) -> str:
         "draws from the same hot set); cold: Redis flushed, random keys over the whole dataset; '-': writes and the "
         "mix, measured once (the mix after a warm-up of its read families).",
     ]
-    if data.get("profile"):
-        out += ["", f"## Profile of one worker during '{data['profile']['scenario']}' (py-spy)", "", "```"]
-        out += data["profile"]["text"].rstrip().splitlines()
+    for profile in data.get("profiles") or ():
+        out += ["", f"## Profile of one worker during an extra '{profile['scenario']}' run (py-spy)", "", "```"]
+        out += profile["text"].rstrip().splitlines()
         out += ["```"]
     if data["notes"]:
         out += ["", "## Notes", ""] + [f"- {note}" for note in data["notes"]]

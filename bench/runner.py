@@ -40,13 +40,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--hot-keys", type=int, default=2000, help="keys per family in the warm hot set")
     parser.add_argument("--fresh", action="store_true", help="drop and re-create the benchmark database")
+    parser.add_argument(
+        "--keep-data", action="store_true", help="skip seeding when the database already holds a dataset of this size"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny data, 1 s runs: checks that everything works")
     parser.add_argument("--database", help="database name (default questdb_bench, or questdb_bench_smoke)")
     parser.add_argument("--output", type=Path, help="directory for latest.md/latest.json (default bench/results)")
     parser.add_argument("--apps", default=",".join(APPS), help="servers to run, comma-separated: " + ", ".join(APPS))
     parser.add_argument("--scenarios", help="only these scenarios, comma-separated (default: all)")
     parser.add_argument(
-        "--profile", metavar="SCENARIO", help="after questdb's warm SCENARIO run, profile a worker with py-spy"
+        "--profile",
+        metavar="SCENARIO[:cold],...",
+        help="after questdb's warm (or cold) run of SCENARIO, profile a worker with py-spy in an extra run",
     )
     args = parser.parse_args(argv)
     if args.smoke:
@@ -66,6 +71,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     args.scenario_list = [BY_NAME[name] for name in names]
+    args.profile_runs = set()
+    for spec in (args.profile or "").split(","):
+        name, _, state = spec.strip().partition(":")
+        if not name:
+            continue
+        states = BY_NAME[name].states if name in BY_NAME else ()
+        state = state or (WARM if WARM in states else states[0] if states else "")
+        if state not in states:
+            parser.error(f"--profile: no run {spec!r}")
+        args.profile_runs.add((name, state))
     if args.users < 100:
         parser.error("--users must be at least 100")
     return args
@@ -87,7 +102,7 @@ class Bench:
         self.results: list[dict] = []
         self.api_key = ""
         self.user_payload_bytes = 0
-        self.profile: dict | None = None
+        self.profiles: list[dict] = []
         self.notes: list[str] = []
 
     # -- environment -----------------------------------------------------------------
@@ -130,7 +145,12 @@ class Bench:
         print(f"  {'created' if created else 'reusing'} database; migrating ...", flush=True)
         dataset.migrate(self.env())
         self.api_key = dataset.create_api_key(self.env(), API_KEY_NAME)
-        seconds = dataset.seed(args.database, shape)
+        if args.keep_data and not args.fresh and dataset.matches(args.database, shape):
+            print("  keeping the seeded dataset (--keep-data)", flush=True)
+            dataset.delete_created_characters(args.database, CREATED_PREFIX)
+            seconds = 0.0
+        else:
+            seconds = dataset.seed(args.database, shape)
         counts = dataset.write_samples(args.database, self.samples)
         print(f"  seeded in {seconds:.1f}s; samples in {self.samples}", flush=True)
         started = time.monotonic()
@@ -243,70 +263,73 @@ class Bench:
         print(report.progress_line(row), flush=True)
         return row
 
-    def run_app(self, app: str) -> None:
-        print(f"\n== {app} ==", flush=True)
-        server = self.start(app)
+    def run_servers(self) -> None:
+        """All servers run at once; each scenario runs on questdb, then at once on naive, so both meet the same
+        background load. The ceiling runs first and last."""
+        apps = self.args.apps
+        servers: dict[str, Server] = {}
         try:
-            if app == "ceiling":
-                self.measure(server, app, "user_id", WARM, limit=self.args.hot_keys, label="bare WSGI, fixed body")
-                return
-            self.preflight(server, app)
-            self.warm_up(server, ["user_id", "character_id"], limit=100)  # opens pools and connections
+            for app in (a for a in apps if a != "ceiling"):
+                print(f"starting {app} ...", flush=True)
+                servers[app] = self.start(app)
+                self.preflight(servers[app], app)
+                self.warm_up(servers[app], ["user_id", "character_id"], limit=100)  # opens pools and connections
+            dataset.delete_created_characters(self.args.database, CREATED_PREFIX)  # the pre-flight creates
+            if "ceiling" in apps:
+                servers["ceiling"] = self.start("ceiling")
+                self.measure_ceiling(servers["ceiling"], "start")
             for scenario in self.args.scenario_list:
                 for state in scenario.states:
-                    if state == COLD:
-                        self.redis.flushdb()
-                    elif app != "questdb":
-                        pass  # no cache to fill: the naive app's warm runs just draw from the hot set
-                    elif scenario.warms_up:
-                        self.warm_up(server, [scenario.name])
-                    elif scenario.name == "mix":
-                        self.warm_up(server, [name for name in MIX if BY_NAME[name].warms_up])
-                    limit = 0 if state == COLD or scenario.name == "character_create" else self.args.hot_keys
-                    self.measure(server, app, scenario.name, state, limit=limit, label=scenario.label)
-                    if app == "questdb" and state == WARM and scenario.name == self.args.profile:
-                        self.run_profile(server, scenario.name)
+                    for app in (a for a in ("questdb", "naive") if a in servers):
+                        self.run_one(servers[app], app, scenario, state)
+                if scenario.group in ("write", "mix"):
+                    dataset.delete_created_characters(self.args.database, CREATED_PREFIX)
+            if "ceiling" in servers:
+                self.measure_ceiling(servers["ceiling"], "end")
         finally:
-            server.stop()
-            removed = dataset.delete_created_characters(self.args.database, CREATED_PREFIX)
-            if removed:
-                print(f"  removed {removed:,} characters the create runs added", flush=True)
+            for server in servers.values():
+                server.stop()
+            dataset.delete_created_characters(self.args.database, CREATED_PREFIX)
 
-    def run_profile(self, server: Server, scenario_name: str) -> None:
+    def measure_ceiling(self, server: Server, state: str) -> None:
+        self.measure(server, "ceiling", "user_id", state, limit=self.args.hot_keys, label="bare WSGI, fixed body")
+
+    def run_one(self, server: Server, app: str, scenario, state: str) -> None:
+        if app == "questdb":
+            if state == COLD:
+                self.redis.flushdb()
+            elif scenario.warms_up:
+                self.warm_up(server, [scenario.name])
+            elif scenario.name == "mix":
+                self.warm_up(server, [name for name in MIX if BY_NAME[name].warms_up])
+        # The naive app has no cache: its warm runs just draw from the same hot set.
+        limit = 0 if state == COLD or scenario.name == "character_create" else self.args.hot_keys
+        self.measure(server, app, scenario.name, state, limit=limit, label=scenario.label)
+        if app == "questdb" and (scenario.name, state) in self.args.profile_runs:
+            self.run_profile(server, scenario.name, state)
+
+    def run_profile(self, server: Server, scenario_name: str, state: str) -> None:
+        """Profile one worker with py-spy during an extra, unmeasured run of this scenario and state."""
         py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
         if not py_spy:
             self.notes.append("--profile was given but py-spy is not installed (pip install py-spy).")
             return
+        if state == COLD:
+            self.redis.flushdb()
         workers = server.worker_pids()
-        output = self.args.output / f"profile-{scenario_name}.txt"
-        output.parent.mkdir(parents=True, exist_ok=True)
+        name = f"{scenario_name}-{state}"
+        raw = self.work / f"profile-{name}.raw.txt"
         duration = max(2, self.args.duration)
-        print(f"  profiling worker {workers[0]} with py-spy for {duration}s ...", flush=True)
-        spy = subprocess.Popen(
-            [
-                py_spy,
-                "record",
-                "--pid",
-                str(workers[0]),
-                "--duration",
-                str(duration),
-                "--rate",
-                "200",
-                "--format",
-                "raw",
-                "--output",
-                str(output),
-                "--gil",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        print(f"  profiling worker {workers[0]} with py-spy for {duration}s ({name}) ...", flush=True)
+        command = [py_spy, "record", "--pid", str(workers[0]), "--duration", str(duration), "--rate", "200"]
+        command += ["--format", "raw", "--output", str(raw), "--gil"]
+        spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         load.run_wrk(
             self.wrk,
             port=server.port,
             scenario=scenario_name,
             samples=self.samples,
-            limit=self.args.hot_keys,
+            limit=0 if state == COLD else self.args.hot_keys,
             tag=_tag(),
             api_key=self.api_key,
             duration=duration + 1,
@@ -314,23 +337,24 @@ class Bench:
             threads=self.args.threads,
         )
         spy.wait(timeout=60)
-        if output.exists():
-            self.profile = report.summarize_profile(output, scenario_name)
-            (self.args.output / f"profile-{scenario_name}-summary.txt").write_text(self.profile["text"])
+        if raw.exists():
+            profile = report.summarize_profile(raw, name)
+            self.profiles.append(profile)
+            self.args.output.mkdir(parents=True, exist_ok=True)
+            (self.args.output / f"profile-{name}.txt").write_text(profile["text"])
 
     # -- the whole run ---------------------------------------------------------------------
     def run(self) -> dict:
         started = time.monotonic()
         data = self.prepare_data()
-        for app in self.args.apps:
-            self.run_app(app)
+        self.run_servers()
         return {
             "machine": report.machine(),
             "versions": {**report.versions(self.wrk), **dataset.server_versions(), "redis": self._redis_version()},
             "settings": self.settings(),
             "dataset": data,
             "results": self.results,
-            "profile": self.profile,
+            "profiles": self.profiles,
             "notes": self.notes,
             "wall_seconds": round(time.monotonic() - started, 1),
         }
