@@ -13,7 +13,21 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
+def matching_lower(field: str, value: str) -> dict:
+    """`lower(field) = lower(value)`: the form the case-insensitive unique indexes can answer.
+
+    (Django's `__iexact` compiles to `UPPER(field) = UPPER(value)`, which no index here serves.)
+    """
+    return {f"{field}_lower": Lower(models.Value(value))}
+
+
 class UserQuerySet(models.QuerySet):
+    def with_username(self, username: str) -> "UserQuerySet":
+        return self.alias(username_lower=Lower("username")).filter(**matching_lower("username", username))
+
+    def with_email(self, email: str) -> "UserQuerySet":
+        return self.alias(email_lower=Lower("email")).filter(**matching_lower("email", email))
+
     def search(self, term: str) -> "UserQuerySet":
         term = term.strip()
         if not term:

@@ -12,14 +12,14 @@ def user_get(*, user_id) -> User:
 
 
 def user_get_by_username(*, username: str) -> User:
-    user = User.objects.filter(username__iexact=username).first()
+    user = User.objects.with_username(username).first()
     if user is None:
         raise NotFound("No user with this username.", code="user_not_found")
     return user
 
 
 def user_get_by_email(*, email: str) -> User:
-    user = User.objects.filter(email__iexact=email).first()
+    user = User.objects.with_email(email).first()
     if user is None:
         raise NotFound("No user with this email.", code="user_not_found")
     return user

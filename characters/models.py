@@ -3,6 +3,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from accounts.models import matching_lower
 from characters import shapes
 from questdb.models import TimestampedModel
 
@@ -23,8 +24,9 @@ class CharacterQuerySet(models.QuerySet):
     def due_for_purge(self, now=None) -> "CharacterQuerySet":
         return self.filter(purge_at__lte=now or timezone.now())
 
-    def name_taken(self, name: str) -> bool:
-        return self.filter(name__iexact=name).exists()
+    def named(self, name: str) -> "CharacterQuerySet":
+        """Case-insensitive, answered by the characters_name_ci_unique index."""
+        return self.alias(name_lower=Lower("name")).filter(**matching_lower("name", name))
 
 
 class Character(TimestampedModel):

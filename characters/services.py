@@ -97,20 +97,25 @@ def character_create(*, user_id: Any, name: Any, **starting: Any) -> Character:
         user = User.objects.select_for_update().filter(id=owner_id).first()
         if user is None:
             raise InvalidInput("No user with this id.", code="user_not_found", field="user")
-        # A character past its purge time is gone; free its name now rather than at the next purge run.
-        Character.objects.filter(name__iexact=name).due_for_purge().delete()
-        if Character.objects.owned_by(user.id).count() >= settings.MAX_CHARACTERS_PER_USER:
+        if (
+            Character.objects.owned_by(user.id).exclude(purge_at__lte=timezone.now()).count()
+            >= settings.MAX_CHARACTERS_PER_USER
+        ):
             raise Conflict(
                 f"A user may have at most {settings.MAX_CHARACTERS_PER_USER} characters.",
                 code=CHARACTER_LIMIT_REACHED,
             )
-        if Character.objects.name_taken(name):
-            raise Conflict("This name is taken.", code=NAME_TAKEN, field="name")
+        holder = Character.objects.named(name).values("id", "purge_at").first()
+        if holder is not None:
+            if holder["purge_at"] is None or holder["purge_at"] > timezone.now():
+                raise Conflict("This name is taken.", code=NAME_TAKEN, field="name")
+            # The holder is past its purge time, so it is gone: free the name now, not at the next purge.
+            Character.objects.filter(id=holder["id"]).delete()
         try:
-            with transaction.atomic():
-                return Character.objects.create(user=user, name=name, **fields)
+            return Character.objects.create(user=user, name=name, **fields)
         except IntegrityError as error:
             # Two creates of one name raced past the check: the unique index decides.
+            # (No savepoint needed: the error leaves this transaction, which rolls back.)
             if violated_constraint(error) == "characters_name_ci_unique" or "characters_name_ci_unique" in str(error):
                 raise Conflict("This name is taken.", code=NAME_TAKEN, field="name") from None
             raise
