@@ -160,7 +160,7 @@ class Progress:
         line = f"  {self.label:<11} [{bar}] {done:>10,}/{self.total:,} ({rate:,.0f} rows/s)"
         if self.tty:
             print("\r" + line, end="" if done < self.total else "\n", flush=True)
-        elif done >= self.total or filled % 10 == 0:
+        else:
             print(line, flush=True)
 
 

@@ -200,6 +200,7 @@ def markdown(data: dict) -> str:
         f"{s['gunicorn']['threads']} threads) with the project's gunicorn.conf.py; questdb with "
         + ", ".join(f"{k}={v}" for k, v in s["server_env"].items())
         + ".",
+        f"- Extra server environment (--server-env): {s.get('extra_server_env') or 'none'}.",
         f"- Load: wrk {s['wrk']['threads']} threads, {s['wrk']['connections']} connections, "
         f"{s['wrk']['duration_s']}s per run, random keys per request.",
         f"- Data: {d['users']:,} users, {d['characters']:,} characters ({d['list_users']:,} users with "

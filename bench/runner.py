@@ -49,6 +49,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--apps", default=",".join(APPS), help="servers to run, comma-separated: " + ", ".join(APPS))
     parser.add_argument("--scenarios", help="only these scenarios, comma-separated (default: all)")
     parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for every server, e.g. WEB_CONCURRENCY=4 (repeatable; shown in the report)",
+    )
+    parser.add_argument(
         "--profile",
         metavar="SCENARIO[:cold],...",
         help="after questdb's warm (or cold) run of SCENARIO, profile a worker with py-spy in an extra run",
@@ -71,6 +78,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     args.scenario_list = [BY_NAME[name] for name in names]
+    args.extra_env = {}
+    for item in args.server_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--server-env wants NAME=VALUE, not {item!r}")
+        args.extra_env[name] = value
     args.profile_runs = set()
     for spec in (args.profile or "").split(","):
         name, _, state = spec.strip().partition(":")
@@ -124,6 +137,7 @@ class Bench:
             PYTHONUNBUFFERED="1",
             DJANGO_SETTINGS_MODULE=SETTINGS.get(app or "questdb", ""),
         )
+        env.update(self.args.extra_env)
         if not env["DJANGO_SETTINGS_MODULE"]:
             del env["DJANGO_SETTINGS_MODULE"]
         if port:
@@ -363,10 +377,14 @@ class Bench:
         return str(self.redis.info("server").get("redis_version"))
 
     def settings(self) -> dict:
-        saved = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-        conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-        if saved is None:
-            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self.env("questdb"))
+        try:
+            conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
         return {
             "gunicorn": {"worker_class": conf["worker_class"], "workers": conf["workers"], "threads": conf["threads"]},
             "wrk": {
@@ -391,6 +409,7 @@ class Bench:
                     "MAX_CHARACTERS_PER_USER",
                 )
             },
+            "extra_server_env": self.args.extra_env,
             "smoke": self.args.smoke,
             "user_payload_bytes": self.user_payload_bytes,
         }
