@@ -360,11 +360,13 @@ class Bench:
     # -- the whole run ---------------------------------------------------------------------
     def run(self) -> dict:
         started = time.monotonic()
+        # The commit the servers run, taken before they start (others may commit while the benchmark runs).
+        versions = {**report.versions(self.wrk), **dataset.server_versions(), "redis": self._redis_version()}
         data = self.prepare_data()
         self.run_servers()
         return {
             "machine": report.machine(),
-            "versions": {**report.versions(self.wrk), **dataset.server_versions(), "redis": self._redis_version()},
+            "versions": versions,
             "settings": self.settings(),
             "dataset": data,
             "results": self.results,
