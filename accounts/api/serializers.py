@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from accounts.models import User
+from questdb.api.representation import iso
 
 USER_FIELDS = [
     "id",
@@ -21,3 +22,17 @@ class UserSerializer(serializers.ModelSerializer):
         model = User
         fields = USER_FIELDS
         read_only_fields = USER_FIELDS
+
+    def to_representation(self, user: User) -> dict:
+        return {
+            "id": str(user.id),
+            "username": user.username,
+            "display_username": user.display_username,
+            "name": user.name,
+            "email": user.email,
+            "email_verified": user.email_verified,
+            "image": user.image,
+            "role": user.role,
+            "created_at": iso(user.created_at),
+            "updated_at": iso(user.updated_at),
+        }

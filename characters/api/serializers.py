@@ -3,6 +3,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from characters.models import NAME_PATTERN, Character
+from questdb.api.representation import iso
 
 CHARACTER_FIELDS = [
     "id",
@@ -37,6 +38,25 @@ class CharacterSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_seconds_until_purge(self, character: Character) -> int | None:
         return character.seconds_until_purge(timezone.now())
+
+    def to_representation(self, character: Character) -> dict:
+        return {
+            "id": str(character.id),
+            "user": str(character.user_id),
+            "name": character.name,
+            "money": character.money,
+            "stats": character.stats,
+            "inventory": character.inventory,
+            "skills": character.skills,
+            "looks": character.looks,
+            "position": character.position,
+            "is_active": character.is_active,
+            "created_at": iso(character.created_at),
+            "updated_at": iso(character.updated_at),
+            "deleted_at": iso(character.deleted_at),
+            "purge_at": iso(character.purge_at),
+            "seconds_until_purge": self.get_seconds_until_purge(character),
+        }
 
 
 # Documentation-only shapes of the request bodies (the services validate them).

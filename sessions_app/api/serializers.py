@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from accounts.api.serializers import UserSerializer
+from questdb.api.representation import iso
 from sessions_app.models import Session
 
 SESSION_FIELDS = ["id", "user", "expires_at", "ip_address", "user_agent", "created_at", "updated_at"]
@@ -15,6 +16,17 @@ class SessionSerializer(serializers.ModelSerializer):
         model = Session
         fields = SESSION_FIELDS
         read_only_fields = SESSION_FIELDS
+
+    def to_representation(self, session: Session) -> dict:
+        return {
+            "id": str(session.id),
+            "user": UserSerializer().to_representation(session.user),
+            "expires_at": iso(session.expires_at),
+            "ip_address": session.ip_address,
+            "user_agent": session.user_agent,
+            "created_at": iso(session.created_at),
+            "updated_at": iso(session.updated_at),
+        }
 
 
 class SessionLookupRequest(serializers.Serializer):
