@@ -5,6 +5,7 @@ import os
 import runpy
 import secrets
 import shutil
+import signal
 import string
 import subprocess
 import sys
@@ -417,7 +418,13 @@ class Bench:
         }
 
 
+def _stop(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the servers
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)  # also when started in the background, where SIGINT is ignored
     args = parse_args(argv)
     bench = Bench(args)
     data = bench.run()
