@@ -81,7 +81,8 @@ def versions(wrk: str) -> dict:
         if changed:
             found["commit"] += " (with uncommitted changes)"
     except (OSError, subprocess.CalledProcessError):
-        found["commit"] = None
+        # Not a git checkout (e.g. an export of one commit): the caller may name the commit.
+        found["commit"] = os.environ.get("BENCH_COMMIT")
     return found
 
 
