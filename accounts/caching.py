@@ -9,6 +9,7 @@ from accounts import selectors
 from accounts.api.serializers import UserSerializer
 from accounts.models import User
 from questdb.cache import Key, lookup_cache, pack, unpack
+from questdb.cached_reads import CachedRead, api_path
 from questdb.errors import NotFound
 from questdb.identifiers import parse_uuid
 
@@ -27,28 +28,66 @@ def _cached(key: Key, load: Callable[[], User]) -> bytes:
     record = lookup_cache.get_or_fill(key, fill)
     if record is None:
         raise NotFound("No such user.", code="user_not_found")
-    return unpack(record)[1]
+    return serve_user(record)[0]
+
+
+def serve_user(record: bytes) -> tuple[bytes, dict]:
+    return unpack(record)[1], {}
+
+
+def user_id_key(user_id) -> Key | None:
+    user_uuid = parse_uuid(user_id)
+    return Key("user", str(user_uuid)) if user_uuid else None
+
+
+def username_key(username: str) -> Key:
+    return Key("user_username", username.lower())
+
+
+def email_key(email: str) -> Key:
+    return Key("user_email", email.lower())
 
 
 def user_payload(*, user_id) -> bytes:
-    user_id = str(parse_uuid(user_id) or "")
-    if not user_id:
+    key = user_id_key(user_id)
+    if key is None:
         raise NotFound("No user with this id.", code="user_not_found")
-    return _cached(Key("user", user_id), lambda: selectors.user_get(user_id=user_id))
+    return _cached(key, lambda: selectors.user_get(user_id=key.ident))
 
 
 def user_payload_by_username(*, username: str) -> bytes:
-    return _cached(Key("user_username", username.lower()), lambda: selectors.user_get_by_username(username=username))
+    return _cached(username_key(username), lambda: selectors.user_get_by_username(username=username))
 
 
 def user_payload_by_email(*, email: str) -> bytes:
-    return _cached(Key("user_email", email.lower()), lambda: selectors.user_get_by_email(email=email))
+    return _cached(email_key(email), lambda: selectors.user_get_by_email(email=email))
+
+
+CACHED_READS = [
+    CachedRead(
+        "user-detail", "GET", api_path("users/(?P<value>[^/]+)/"), lambda r, m: user_id_key(m["value"]), serve_user
+    ),
+    CachedRead(
+        "user-by-username",
+        "GET",
+        api_path("users/by-username/(?P<value>[^/]+)/"),
+        lambda r, m: username_key(m["value"]),
+        serve_user,
+    ),
+    CachedRead(
+        "user-by-email",
+        "GET",
+        api_path("users/by-email/(?P<value>[^/]+)/"),
+        lambda r, m: email_key(m["value"]),
+        serve_user,
+    ),
+]
 
 
 def user_keys(*, user_id, usernames=(), emails=()) -> list[Key]:
     keys = [Key("user", str(user_id))]
-    keys += [Key("user_username", name.lower()) for name in usernames if name]
-    keys += [Key("user_email", email.lower()) for email in emails if email]
+    keys += [username_key(name) for name in usernames if name]
+    keys += [email_key(email) for email in emails if email]
     return keys
 
 

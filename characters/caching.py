@@ -9,8 +9,10 @@ from rest_framework.renderers import JSONRenderer
 from characters import selectors
 from characters.api.serializers import CharacterSerializer
 from characters.models import Character
+from questdb.api.pagination import StandardPagination
 from questdb.cache import Key, lookup_cache, pack, unpack
-from questdb.errors import NotFound
+from questdb.cached_reads import CachedRead, NotServedFromCache, api_path
+from questdb.errors import InvalidInput, NotFound
 from questdb.identifiers import parse_uuid
 
 
@@ -32,23 +34,13 @@ def _refresh_countdown(item: dict, now: float) -> dict:
     return item
 
 
-def character_payload(*, character_id) -> tuple[bytes, str]:
-    """The character's JSON body and ETag."""
+def character_key(character_id) -> Key | None:
     character_uuid = parse_uuid(character_id)
-    if character_uuid is None:
-        raise NotFound("No character with this id.", code="character_not_found")
+    return Key("character", str(character_uuid)) if character_uuid else None
 
-    def fill() -> bytes | None:
-        try:
-            character = selectors.character_get(character_id=character_uuid)
-        except NotFound:
-            return None
-        body = JSONRenderer().render(CharacterSerializer(character).data)
-        return pack({"etag": character.etag(), "purge_at": _purge_epoch(character)}, body)
 
-    record = lookup_cache.get_or_fill(Key("character", str(character_uuid)), fill)
-    if record is None:
-        raise NotFound("No character with this id.", code="character_not_found")
+def serve_character(record: bytes) -> tuple[bytes, dict]:
+    """The body and ETag of a cached character; NotFound once it is past its purge time."""
     meta, body = unpack(record)
     if meta["purge_at"] is not None:
         # Pending deletion: the countdown moves, and past purge_at the character is gone.
@@ -56,28 +48,82 @@ def character_payload(*, character_id) -> tuple[bytes, str]:
         if meta["purge_at"] <= now:
             raise NotFound("No character with this id.", code="character_not_found")
         body = JSONRenderer().render(_refresh_countdown(json.loads(body), now))
-    return body, meta["etag"]
+    return body, {"ETag": meta["etag"]}
 
 
-def characters_of_user_payload(*, user_id) -> tuple[bytes, int]:
-    """A user's characters, oldest first, as a JSON list, and how many there are."""
+def character_payload(*, character_id) -> tuple[bytes, dict]:
+    """The character's JSON body and its headers (the ETag)."""
+    key = character_key(character_id)
+    if key is None:
+        raise NotFound("No character with this id.", code="character_not_found")
+
+    def fill() -> bytes | None:
+        try:
+            character = selectors.character_get(character_id=key.ident)
+        except NotFound:
+            return None
+        body = JSONRenderer().render(CharacterSerializer(character).data)
+        return pack({"etag": character.etag(), "purge_at": _purge_epoch(character)}, body)
+
+    record = lookup_cache.get_or_fill(key, fill)
+    if record is None:
+        raise NotFound("No character with this id.", code="character_not_found")
+    return serve_character(record)
+
+
+def serve_character_list(record: bytes) -> tuple[bytes, dict]:
+    """A user's characters in the paginated envelope, when one page holds them all."""
+    meta, body = unpack(record)
+    count = meta["count"]
+    if meta["purge_at"] is not None:
+        now = timezone.now().timestamp()
+        items = [
+            _refresh_countdown(item, now) if item["purge_at"] else item
+            for item in json.loads(body)
+            if not item["purge_at"] or _refresh_countdown(item, now)["seconds_until_purge"] > 0
+        ]
+        body, count = JSONRenderer().render(items), len(items)
+    if count > StandardPagination.page_size:
+        raise NotServedFromCache("more than one page")  # the view pages from the database
+    return b'{"count":%d,"next":null,"previous":null,"results":%s}' % (count, body), {}
+
+
+def characters_of_user_key(user_id) -> Key:
     user_uuid = parse_uuid(user_id)
+    if user_uuid is None:
+        raise InvalidInput("user must be a user id.", code="invalid_user", field="user")
+    return Key("user_characters", str(user_uuid))
+
+
+def characters_of_user_page(*, user_id) -> tuple[bytes, dict]:
+    """A user's characters, oldest first, in the paginated envelope (NotServedFromCache if they need paging)."""
+    key = characters_of_user_key(user_id)
 
     def fill() -> bytes:
-        characters = list(selectors.character_list(user_id=user_uuid))
+        characters = list(selectors.character_list(user_id=key.ident))
         body = JSONRenderer().render(CharacterSerializer(characters, many=True).data)
         purge_ats = [_purge_epoch(c) for c in characters if c.purge_at]
         return pack({"count": len(characters), "purge_at": min(purge_ats) if purge_ats else None}, body)
 
-    if user_uuid is None:
-        selectors.character_list(user_id=user_id)  # raises the 400 for a malformed id
-    meta, body = unpack(lookup_cache.get_or_fill(Key("user_characters", str(user_uuid)), fill))
-    if meta["purge_at"] is None:
-        return body, meta["count"]
-    now = timezone.now().timestamp()
-    items = [
-        _refresh_countdown(item, now) if item["purge_at"] else item
-        for item in json.loads(body)
-        if not item["purge_at"] or _refresh_countdown(item, now)["seconds_until_purge"] > 0
-    ]
-    return JSONRenderer().render(items), len(items)
+    return serve_character_list(lookup_cache.get_or_fill(key, fill))
+
+
+def _list_key(request, match) -> Key | None:
+    if set(request.GET) != {"user"}:
+        return None
+    try:
+        return characters_of_user_key(request.GET["user"])
+    except InvalidInput:
+        return None
+
+
+CACHED_READS = [
+    CachedRead(
+        "character-detail",
+        "GET",
+        api_path("characters/(?P<value>[^/]+)/"),
+        lambda r, m: character_key(m["value"]),
+        serve_character,
+    ),
+    CachedRead("character-list", "GET", api_path("characters/"), _list_key, serve_character_list),
+]

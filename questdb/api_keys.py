@@ -85,14 +85,25 @@ def caller_for_key(key: str) -> Caller | None:
     return caller
 
 
+def _key_in(header: str) -> str | None:
+    keyword, _, key = header.partition(" ")
+    key = key.strip()
+    return key if keyword == KEYWORD and key and len(key) <= 200 else None
+
+
+def caller_from_header(header: str) -> Caller | None:
+    """The caller an `Authorization` header names, or None when it names no valid key."""
+    key = _key_in(header)
+    return caller_for_key(key) if key else None
+
+
 class APIKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
-        keyword, _, key = header.partition(" ")
-        key = key.strip()
-        if keyword != KEYWORD or not key or len(key) > 200:
+        key = _key_in(header)
+        if key is None:
             raise exceptions.AuthenticationFailed("Use 'Authorization: Api-Key <key>'.", code="invalid_api_key")
         caller = caller_for_key(key)
         if caller is None:

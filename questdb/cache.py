@@ -191,6 +191,22 @@ class LookupCache:
                 self._release(client, key, token)
         return payload
 
+    def peek(self, key: Key) -> bytes | None:
+        """The cached record for `key` if there is one; never fills, never waits."""
+        client = self.client()
+        if client is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
+            return None
+        try:
+            record = client.get(key.value)
+        except Exception as error:
+            if not _is_redis_error(error):
+                raise
+            self.note_failure(error)
+            return None
+        if record is not None:
+            EVENTS.labels(key.family, "hit").inc()
+        return record
+
     def _wait_for_fill(self, client, key: Key) -> bytes | None:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         delay = 0.002

@@ -58,7 +58,7 @@ class RequestLogMiddleware:
         response["X-Request-ID"] = request_id
         duration = time.perf_counter() - started
         match = getattr(request, "resolver_match", None)
-        route = match.view_name if match else "unmatched"
+        route = match.view_name if match else getattr(request, "route_name", "unmatched")
         REQUEST_DURATION.labels(route, request.method, response.status_code).observe(duration)
         request_logger.info(
             "%s %s %s",

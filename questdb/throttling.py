@@ -80,17 +80,24 @@ class WindowCounter:
 counter = WindowCounter()
 
 
+def within_rate(caller: Caller) -> bool:
+    """Count one request for the caller's key; False once API_THROTTLE_RATE is exceeded."""
+    if not settings.API_THROTTLE_RATE:
+        return True
+    limit, period = throttling.SimpleRateThrottle.parse_rate(None, settings.API_THROTTLE_RATE)
+    return counter.allow(caller.key_id, limit=limit, period=period)
+
+
 class PerKeyThrottle(throttling.BaseThrottle):
     """API_THROTTLE_RATE per API key, e.g. "100000/min"; empty turns throttling off."""
 
     def allow_request(self, request, view) -> bool:
         caller = request.auth
-        rate = settings.API_THROTTLE_RATE
-        if not isinstance(caller, Caller) or not rate:
+        if not isinstance(caller, Caller) or not settings.API_THROTTLE_RATE:
             return True
-        limit, period = throttling.SimpleRateThrottle.parse_rate(None, rate)
+        period = throttling.SimpleRateThrottle.parse_rate(None, settings.API_THROTTLE_RATE)[1]
         self._retry_after = period - (time.time() % period)
-        return counter.allow(caller.key_id, limit=limit, period=period)
+        return within_rate(caller)
 
     def wait(self) -> float:
         return self._retry_after

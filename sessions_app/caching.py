@@ -5,12 +5,14 @@ on each hit, so a cached session is never served after it expires.
 """
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable
 
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
 from questdb.cache import Key, lookup_cache, pack, unpack
+from questdb.cached_reads import CachedRead, api_path
 from questdb.errors import Gone, NotFound
 from questdb.identifiers import parse_uuid
 from sessions_app.models import Session
@@ -23,7 +25,7 @@ def token_digest(token: str) -> str:
 
 
 def session_keys(*, session_id, token: str) -> list[Key]:
-    return [Key("session", str(session_id)), Key("session_token", token_digest(token))]
+    return [Key("session", str(session_id)), session_token_key(token)]
 
 
 def invalidate_sessions(sessions: Iterable[Session]) -> None:
@@ -47,22 +49,58 @@ def _cached(key: Key, load: Callable[[], Session]) -> bytes:
     record = lookup_cache.get_or_fill(key, fill)
     if record is None:
         raise refusal[0] if refusal else NotFound("No such session.", code="session_not_found")
+    return serve_session(record)[0]
+
+
+def serve_session(record: bytes) -> tuple[bytes, dict]:
+    """A cached session's body; Gone once it has expired, whatever the cache TTL."""
     meta, body = unpack(record)
     if meta["expires_at"] <= timezone.now().timestamp():
         raise Gone("The session has expired.", code=EXPIRED)
-    return body
+    return body, {}
+
+
+def session_key(session_id) -> Key | None:
+    session_uuid = parse_uuid(session_id)
+    return Key("session", str(session_uuid)) if session_uuid else None
+
+
+def session_token_key(token: str) -> Key:
+    return Key("session_token", token_digest(token))
+
+
+def _token_key(request, match) -> Key | None:
+    if request.content_type != "application/json":
+        return None
+    try:
+        token = json.loads(request.body).get("token")
+    except (ValueError, AttributeError):
+        return None
+    return session_token_key(token) if isinstance(token, str) and 0 < len(token) <= 255 else None
 
 
 def session_payload(*, session_id) -> bytes:
     from sessions_app.selectors import session_get
 
-    session_uuid = parse_uuid(session_id)
-    if session_uuid is None:
+    key = session_key(session_id)
+    if key is None:
         raise NotFound("No such session.", code="session_not_found")
-    return _cached(Key("session", str(session_uuid)), lambda: session_get(session_id=session_uuid))
+    return _cached(key, lambda: session_get(session_id=key.ident))
 
 
 def session_payload_by_token(*, token: str) -> bytes:
     from sessions_app.selectors import session_get_by_token
 
-    return _cached(Key("session_token", token_digest(token)), lambda: session_get_by_token(token=token))
+    return _cached(session_token_key(token), lambda: session_get_by_token(token=token))
+
+
+CACHED_READS = [
+    CachedRead(
+        "session-detail",
+        "GET",
+        api_path("sessions/(?P<value>[^/]+)/"),
+        lambda r, m: session_key(m["value"]),
+        serve_session,
+    ),
+    CachedRead("session-lookup", "POST", api_path("sessions/lookup/"), _token_key, serve_session),
+]

@@ -1,3 +1,5 @@
+import contextlib
+
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
@@ -12,6 +14,7 @@ from characters.api.serializers import (
 )
 from questdb.api.responses import json_body
 from questdb.api.schema import ERROR_RESPONSES
+from questdb.cached_reads import NotServedFromCache
 from questdb.errors import InvalidInput
 
 E = ERROR_RESPONSES
@@ -62,17 +65,15 @@ class CharacterViewSet(viewsets.GenericViewSet):
         user_id = request.query_params.get("user")
         only_user_filter = set(request.query_params) <= {"user"}
         if user_id is not None and only_user_filter:
-            body, count = caching.characters_of_user_payload(user_id=user_id)
-            if count <= self.paginator.get_page_size(request):
-                # One page holds them all: serve the cached list inside the standard envelope.
-                envelope = b'{"count":%d,"next":null,"previous":null,"results":%s}' % (count, body)
-                return json_body(envelope)
+            with contextlib.suppress(NotServedFromCache):  # more than a page: page them from the database
+                body, headers = caching.characters_of_user_page(user_id=user_id)
+                return json_body(body, headers=headers)
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(CharacterSerializer(page, many=True).data)
 
     def retrieve(self, request, pk=None):
-        body, etag = caching.character_payload(character_id=pk)
-        return json_body(body, headers={"ETag": etag})
+        body, headers = caching.character_payload(character_id=pk)
+        return json_body(body, headers=headers)
 
     def create(self, request):
         data = dict(_json_object(request.data))
