@@ -334,13 +334,13 @@ def write(data: dict, directory: Path) -> list[Path]:
 
 
 # -- py-spy --------------------------------------------------------------------------------------
-def summarize_profile(path: Path, scenario: str, top: int = 40) -> dict:
-    """Where request threads spend their GIL time, from py-spy's raw (collapsed) output.
+def summarize_profile(path: Path, scenario: str, top: int = 40, mode: str = "wall") -> dict:
+    """Where request threads spend their time, from py-spy's raw (collapsed) output.
 
-    py-spy's --gil mode samples the thread that last held the GIL, so an idle worker's samples
-    land on whichever thread held it last (often gunicorn's event loop). The summary therefore
-    counts only stacks inside ThreadWorker.handle_request, and gives each function's inclusive and
-    self share of those.
+    Only stacks inside ThreadWorker.handle_request count: in wall mode they include waiting on
+    Redis, PostgreSQL and the GIL; in gil mode py-spy samples the thread that last held the GIL, so
+    an idle worker's samples land on whichever thread held it last (often gunicorn's event loop).
+    Each function gets its inclusive and self share of the request-handling samples.
     """
     inclusive: Counter = Counter()
     own: Counter = Counter()
@@ -359,9 +359,10 @@ def summarize_profile(path: Path, scenario: str, top: int = 40) -> dict:
             inclusive[frame] += samples
         own[frames[-1]] += samples
     share = lambda n: 100 * n / max(in_requests, 1)  # noqa: E731
+    how = "py-spy record --gil" if mode == "gil" else "py-spy record, wall time of non-idle threads"
     lines = [
-        f"{total} samples (py-spy record --gil, 200 Hz, one worker); {in_requests} inside request handling,",
-        "the base of the percentages below (the rest: gunicorn's event loop and idle time).",
+        f"{total} samples ({how}, 200 Hz, one worker); {in_requests} inside request handling,",
+        "the base of the percentages below (the rest: gunicorn's event loop and threads waiting for work).",
         "",
         "inclusive  self   function",
     ]

@@ -50,6 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--apps", default=",".join(APPS), help="servers to run, comma-separated: " + ", ".join(APPS))
     parser.add_argument("--scenarios", help="only these scenarios, comma-separated (default: all)")
     parser.add_argument(
+        "--profile-mode",
+        choices=("wall", "gil"),
+        default="wall",
+        help="py-spy samples request threads' wall time (default) or only the thread holding the GIL",
+    )
+    parser.add_argument(
         "--server-env",
         action="append",
         default=[],
@@ -337,7 +343,7 @@ class Bench:
         duration = max(2, self.args.duration)
         print(f"  profiling worker {workers[0]} with py-spy for {duration}s ({name}) ...", flush=True)
         command = [py_spy, "record", "--pid", str(workers[0]), "--duration", str(duration), "--rate", "200"]
-        command += ["--format", "raw", "--output", str(raw), "--gil"]
+        command += ["--format", "raw", "--output", str(raw)] + (["--gil"] if self.args.profile_mode == "gil" else [])
         spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         load.run_wrk(
             self.wrk,
@@ -353,7 +359,7 @@ class Bench:
         )
         spy.wait(timeout=60)
         if raw.exists():
-            profile = report.summarize_profile(raw, name)
+            profile = report.summarize_profile(raw, name, mode=self.args.profile_mode)
             self.profiles.append(profile)
             self.args.output.mkdir(parents=True, exist_ok=True)
             (self.args.output / f"profile-{name}.txt").write_text(profile["text"])
