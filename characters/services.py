@@ -97,20 +97,23 @@ def character_create(*, user_id: Any, name: Any, **starting: Any) -> Character:
         user = User.objects.select_for_update().filter(id=owner_id).first()
         if user is None:
             raise InvalidInput("No user with this id.", code="user_not_found", field="user")
-        if (
-            Character.objects.owned_by(user.id).exclude(purge_at__lte=timezone.now()).count()
-            >= settings.MAX_CHARACTERS_PER_USER
-        ):
+        # One query answers both rules: the owner's characters, and whoever holds the name.
+        now, wanted = timezone.now(), name.lower()
+        columns = ("id", "user_id", "name", "purge_at")
+        owned = Character.objects.owned_by(user.id).order_by().values_list(*columns)
+        rows = list(owned.union(Character.objects.named(name).order_by().values_list(*columns)))
+        still_there = [row for row in rows if row[3] is None or row[3] > now]
+        if sum(1 for row in still_there if row[1] == user.id) >= settings.MAX_CHARACTERS_PER_USER:
             raise Conflict(
                 f"A user may have at most {settings.MAX_CHARACTERS_PER_USER} characters.",
                 code=CHARACTER_LIMIT_REACHED,
             )
-        holder = Character.objects.named(name).values("id", "purge_at").first()
-        if holder is not None:
-            if holder["purge_at"] is None or holder["purge_at"] > timezone.now():
-                raise Conflict("This name is taken.", code=NAME_TAKEN, field="name")
+        if any(row[2].lower() == wanted for row in still_there):
+            raise Conflict("This name is taken.", code=NAME_TAKEN, field="name")
+        lapsed = [row[0] for row in rows if row not in still_there and row[2].lower() == wanted]
+        if lapsed:
             # The holder is past its purge time, so it is gone: free the name now, not at the next purge.
-            Character.objects.filter(id=holder["id"]).delete()
+            Character.objects.filter(id__in=lapsed).delete()
         try:
             return Character.objects.create(user=user, name=name, **fields)
         except IntegrityError as error:

@@ -20,8 +20,10 @@ The guarantees and how they are kept:
   process trusts Redis again.
 """
 
+import itertools
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -100,6 +102,14 @@ class Key:
         return f"{settings.CACHE_KEY_PREFIX}:lock:{self.family}:{self.ident}"
 
 
+_lock_tokens = itertools.count()
+
+
+def _lock_token() -> str:
+    """Unique among the lock holders of all processes, without a system call per lookup."""
+    return f"{os.getpid()}:{next(_lock_tokens)}"
+
+
 def _stamp_lsn(stamp: bytes | None) -> int:
     if not stamp:
         return 0
@@ -161,7 +171,7 @@ class LookupCache:
         if client is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
             # Inside a transaction the database may hold uncommitted rows: never cache them.
             return load()
-        token = uuid.uuid4().hex
+        token = _lock_token()
         try:
             reply = self._scripts["lookup"](keys=[key.value, key.stamp, key.lock], args=[LOCK_TTL_MS, token])
             if reply[0] is not None:

@@ -216,3 +216,10 @@ def test_character_endpoints_query_budget(api, make_user, method, path, queries,
             url, {"money": 3} if method == "patch" else None, content_type="application/json"
         )
     assert response.status_code == 200
+
+
+def test_create_query_budget(api, make_user, django_assert_max_num_queries):
+    owner = make_user()
+    # savepoint, locked owner, one query for the limit and the name, insert, release, WAL position
+    with django_assert_max_num_queries(6):
+        assert _create(api, owner, "Budget").status_code == 201
