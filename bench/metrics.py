@@ -87,9 +87,9 @@ _SERVICES = ("postgres", "redis-server")
 class Cpu:
     busy: int  # ticks, all cores: user + nice + system + irq + softirq
     steal: int
-    server: int  # the gunicorn master and workers
-    services: int  # PostgreSQL (primary and standby) and Redis
-    ours: int  # the above, plus this process and its reaped children (wrk)
+    server: dict  # pid -> ticks: the gunicorn master and workers
+    services: dict  # pid -> ticks: PostgreSQL processes (primary and standby) and Redis
+    own: int  # this process and its reaped children (wrk)
 
 
 def _proc_ticks(pid: int | str, *, children: bool = False) -> int:
@@ -105,8 +105,7 @@ def _proc_ticks(pid: int | str, *, children: bool = False) -> int:
 def cpu(server_pids: list[int]) -> Cpu:
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     busy = values[0] + values[1] + values[2] + values[5] + values[6]
-    server = sum(_proc_ticks(pid) for pid in server_pids)
-    services = 0
+    services = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -114,19 +113,31 @@ def cpu(server_pids: list[int]) -> Cpu:
             except OSError:
                 continue
             if name in _SERVICES:
-                services += _proc_ticks(entry.name)
-    ours = _proc_ticks("self", children=True) + server + services
-    return Cpu(busy=busy, steal=values[7] if len(values) > 7 else 0, server=server, services=services, ours=ours)
+                services[entry.name] = _proc_ticks(entry.name)
+    return Cpu(
+        busy=busy,
+        steal=values[7] if len(values) > 7 else 0,
+        server={pid: _proc_ticks(pid) for pid in server_pids},
+        services=services,
+        own=_proc_ticks("self", children=True),
+    )
+
+
+def _grown(before: dict, after: dict) -> int:
+    """Ticks the processes alive at the end used since the start (all of theirs if they started meanwhile)."""
+    return sum(max(0, ticks - before.get(pid, 0)) for pid, ticks in after.items())
 
 
 def cpu_summary(before: Cpu, after: Cpu, seconds: float, requests: int) -> dict:
     """CPU per request of the server and of PostgreSQL + Redis (ms), and the cores other processes took."""
     if seconds <= 0 or not requests:
         return {"server_cpu_ms": None, "services_cpu_ms": None, "other_cpu_cores": None, "steal_cores": None}
-    other = max(0, (after.busy - before.busy) - (after.ours - before.ours))
+    server = _grown(before.server, after.server)
+    services = _grown(before.services, after.services)
+    other = max(0, (after.busy - before.busy) - server - services - (after.own - before.own))
     return {
-        "server_cpu_ms": round((after.server - before.server) / _TICKS * 1000 / requests, 3),
-        "services_cpu_ms": round((after.services - before.services) / _TICKS * 1000 / requests, 3),
+        "server_cpu_ms": round(server / _TICKS * 1000 / requests, 3),
+        "services_cpu_ms": round(services / _TICKS * 1000 / requests, 3),
         "other_cpu_cores": round(other / _TICKS / seconds, 2),
         "steal_cores": round((after.steal - before.steal) / _TICKS / seconds, 2),
     }
