@@ -276,6 +276,9 @@ def markdown(data: dict) -> str:
         "same gunicorn settings on the same data; each scenario runs on questdb and right after on naive, so both "
         "meet the same background load; the ceiling runs first and last, and the mean of the two is the reference "
         f"({data.get('ceiling_rps') or 0:,.0f} req/s).",
+        "- naive finds users by username and email with Django's `iexact` (`UPPER(col) = UPPER(%s)`), as a first "
+        "DRF version would; PostgreSQL cannot answer that from the `lower()` unique indexes, so those naive runs scan "
+        "the users table, and that dominates their ratios (see PG+Redis CPU ms/req).",
         "- SQL/req: statements sent through Django's cursor (ORM, savepoints, the WAL-position query), counted in "
         "each worker by bench/sqlcount.py, divided by wrk's completed requests. The replica monitor's own "
         "connections are not counted.",
