@@ -130,16 +130,38 @@ def finish(data: dict, *, smoke: bool = False) -> dict:
         holds = None if value is None else (value >= threshold if op == ">=" else value < threshold)
         targets.append({"target": title, "key": key, "value": value, "op": op, "threshold": threshold, "holds": holds})
     data["targets"] = targets
-    others = [row["other_cpu_cores"] for row in results if row.get("other_cpu_cores") is not None]
-    if others and max(others) >= 0.15:
-        data["notes"].append(
-            f"Other processes on the machine used {_median(others):.2f} cores (median; up to {max(others):.2f}) "
-            "during the runs, beside the servers, wrk, PostgreSQL and Redis: the figures are lower than on an idle "
-            "machine, and comparisons between runs taken under different load are unreliable."
-        )
+    note = load_note(results)
+    if note:
+        data["notes"].append(note)
     data["smoke"] = smoke
     data["generated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return data
+
+
+def load_note(results: list[dict]) -> str | None:
+    """A note on CPU that other processes took during the runs, when there was enough to matter."""
+    loaded = [row for row in results if row.get("other_cpu_cores") is not None]
+    if not loaded:
+        return None
+    typical = _median([row["other_cpu_cores"] for row in loaded])
+    busiest = max(loaded, key=lambda row: row["other_cpu_cores"])
+    if typical >= 0.1:
+        return (
+            f"Other processes on the machine used {typical:.2f} cores (median; up to "
+            f"{busiest['other_cpu_cores']:.2f}) during the runs, beside the servers, wrk, PostgreSQL and Redis: the "
+            "figures are lower than on an idle machine, and comparisons between runs taken under different load "
+            "are unreliable."
+        )
+    heavy = [row for row in loaded if row["other_cpu_cores"] >= 0.3]
+    if heavy:
+        runs = ", ".join(
+            f"{row['app']} {row['scenario']} {row['state']} ({row['other_cpu_cores']:.2f})" for row in heavy
+        )
+        return (
+            f"The machine was otherwise quiet (median {typical:.2f} cores of other load) except during: {runs}; "
+            "those runs are understated."
+        )
+    return None
 
 
 # -- text ------------------------------------------------------------------------------------
@@ -290,7 +312,8 @@ def markdown(data: dict) -> str:
         "same for every PostgreSQL process (primary, standby, and any other database's) and Redis (from /proc).",
         "- other load: cores' worth of CPU that processes other than the servers, wrk, PostgreSQL and Redis used "
         "during the run (from /proc); anything above ~0.1 means the run competed with other work.",
-        "- Redis cmds/req: total_commands_processed of the whole Redis server, so other clients add to it.",
+        "- Redis cmds/req: total_commands_processed of the whole Redis server, so other clients add to it, and "
+        "commands that questdb's Lua scripts run count one by one.",
         "- Latency is wrk's (no coordinated-omission correction): p50/p99 of request round trips at the given "
         "connection count, with wrk and the servers sharing the cores.",
         "- warm: questdb's cache filled by a warm-up pass over the hot set (the naive app, having no cache, just "
