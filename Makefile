@@ -45,7 +45,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
-	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+	DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres $(BIN)/python manage.py makemigrations --check --dry-run
 
 test: $(VENV)/.dev standby-start lint
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)

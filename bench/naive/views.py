@@ -12,26 +12,18 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from accounts.api.serializers import USER_FIELDS
 from accounts.models import User
+from characters.api.serializers import CHARACTER_FIELDS
 from characters.models import Character
+from sessions_app.api.serializers import SESSION_FIELDS
 from sessions_app.models import Session
 
 
 class UserSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
-        fields = [
-            "id",
-            "username",
-            "display_username",
-            "name",
-            "email",
-            "email_verified",
-            "image",
-            "role",
-            "created_at",
-            "updated_at",
-        ]
+        fields = USER_FIELDS  # the same payload as questdb
 
 
 class CharacterSerializer(serializers.ModelSerializer):
@@ -39,23 +31,7 @@ class CharacterSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Character
-        fields = [
-            "id",
-            "user",
-            "name",
-            "money",
-            "stats",
-            "inventory",
-            "skills",
-            "looks",
-            "position",
-            "is_active",
-            "created_at",
-            "updated_at",
-            "deleted_at",
-            "purge_at",
-            "seconds_until_purge",
-        ]
+        fields = CHARACTER_FIELDS  # the same payload as questdb
 
     def get_seconds_until_purge(self, character: Character) -> int | None:
         return character.seconds_until_purge()
@@ -66,7 +42,7 @@ class SessionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Session
-        fields = ["id", "user", "expires_at", "ip_address", "user_agent", "created_at", "updated_at"]
+        fields = SESSION_FIELDS  # the same payload as questdb
 
 
 class UserViewSet(viewsets.ModelViewSet):
