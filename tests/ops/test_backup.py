@@ -514,3 +514,69 @@ def test_commands_leave_no_work_files_or_keyrings_behind(command_tmpdir):
     """Runs last in this module: every dump, work directory and throwaway GNUPGHOME is gone."""
     leftovers = [path.name for path in command_tmpdir.iterdir() if path.name.startswith("questdb-")]
     assert leftovers == []
+
+
+# --- S3-compatible storage ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_storage():
+    """An S3-compatible endpoint on a spare port (moto's server: no S3 service runs on this machine)."""
+    import boto3
+    import requests
+
+    from tests.e2e.conftest import free_port
+    from tests.routing.helpers import wait_until
+
+    port = free_port()
+    binary = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    process = subprocess.Popen(
+        [binary, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(endpoint, timeout=1).status_code < 500
+        except requests.RequestException:
+            return False
+
+    try:
+        assert wait_until(up, timeout=30)
+        settings = {
+            "BACKUP_STORAGE": "s3",
+            "BACKUP_S3_BUCKET": "questdb-backups",
+            "BACKUP_S3_ENDPOINT_URL": endpoint,
+            "BACKUP_S3_ACCESS_KEY_ID": "questdb-test",
+            "BACKUP_S3_SECRET_ACCESS_KEY": "questdb-test-secret",
+            "BACKUP_S3_REGION": "us-east-1",
+        }
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="questdb-test",
+            aws_secret_access_key="questdb-test-secret",
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket="questdb-backups")
+        yield settings, client
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_backup_and_restore_through_s3_compatible_storage(s3_storage, source, scratch, keys, run, tmp_path):
+    settings, client = s3_storage
+    backup = run("backup", database=source, **{**_backup_settings(tmp_path, keys["backup"]), **settings})
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    stored = [item["Key"] for item in client.list_objects_v2(Bucket="questdb-backups").get("Contents", [])]
+    assert any(key.endswith(".gpg") for key in stored)
+    assert any(key.endswith(".gpg.metadata") for key in stored)
+    assert all(key.startswith("questdb-backups/") for key in stored)
+    assert list(tmp_path.iterdir()) == []  # nothing went to the local directory
+
+    target = scratch.create("from_s3")
+    restore_settings = {**settings, "BACKUP_GPG_PRIVATE_KEY": keys["backup"]["private"]}
+    restored = run("restore", "--latest", "--target-database", target, database=source, **restore_settings)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert _fingerprints(target) == _fingerprints(source)
