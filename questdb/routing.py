@@ -19,7 +19,6 @@ from questdb import replicas
 
 CONSISTENCY_HEADER = "X-Consistency-Token"
 _LSN_TEXT = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def parse_lsn(text: str) -> int:
@@ -67,12 +66,6 @@ def reads_at_least(lsn: int):
         yield
     finally:
         _read_floor.reset(token)
-
-
-@contextlib.contextmanager
-def reads_from_primary():
-    with reads_at_least(2**64):
-        yield
 
 
 def choose_read_alias() -> str:
