@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
-from questdb.management.commands._backup import (
+from questdb.backups import (
     GPG,
     MANIFEST_FORMAT,
     Progress,
@@ -36,7 +36,7 @@ from questdb.management.commands._backup import (
     sha256_of,
     write_manifest,
 )
-from questdb.management.commands._database import (
+from questdb.direct_connections import (
     describe,
     first_line,
     is_postgresql,

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from questdb.management.commands._backup import (
+from questdb.backups import (
     GPG,
     Progress,
     get_storage,
@@ -38,7 +38,7 @@ from questdb.management.commands._backup import (
     read_manifest,
     sha256_of,
 )
-from questdb.management.commands._database import (
+from questdb.direct_connections import (
     describe,
     first_line,
     is_postgresql,

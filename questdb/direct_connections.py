@@ -1,4 +1,4 @@
-"""Database helpers shared by questdb's operations commands (not a command: the name starts with "_").
+"""Direct database connections for questdb's operations commands (migrate_locked, wait_for_db, backup, restore).
 
 The commands open their own short-lived psycopg connections instead of Django's pooled
 ones: an advisory lock or an exported snapshot must stay on one known session.

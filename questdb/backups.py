@@ -1,4 +1,4 @@
-"""Pieces shared by `manage.py backup` and `manage.py restore` (not a command: the name starts with "_").
+"""Pieces shared by `manage.py backup` and `manage.py restore`.
 
 A backup is two files in the backup storage (django-dbbackup's storage: BACKUP_DIR or S3):
 
