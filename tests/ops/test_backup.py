@@ -222,6 +222,13 @@ def _assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> Non
         assert fragment in error, error
 
 
+def _restore_file(run, backup: Path, *, target: str, source: str, key: dict) -> subprocess.CompletedProcess:
+    """Restore one named backup file into `target`."""
+    return run(
+        "restore", backup.name, "--target-database", target, database=source, **_restore_settings(backup.parent, key)
+    )
+
+
 def _table_count(database: str) -> int:
     return int(
         psql("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')", database)
@@ -316,14 +323,7 @@ def test_restore_refuses_a_modified_file(first_backup, source, scratch, keys, ru
     data[len(data) // 2] ^= 0x01
     backup.write_bytes(bytes(data))
     target = scratch.create("tampered")
-    result = run(
-        "restore",
-        backup.name,
-        "--target-database",
-        target,
-        database=source,
-        **_restore_settings(backup.parent, keys["backup"]),
-    )
+    result = _restore_file(run, backup, target=target, source=source, key=keys["backup"])
     _assert_refused(result, "corrupt or was tampered with", backup.name)
     assert _table_count(target) == 0
 
@@ -340,14 +340,7 @@ def test_restore_refuses_a_modified_file_even_with_a_matching_manifest(
     manifest["sha256"] = hashlib.sha256(data).hexdigest()
     manifest_path.write_text(json.dumps(manifest))
     target = scratch.create("forged")
-    result = run(
-        "restore",
-        backup.name,
-        "--target-database",
-        target,
-        database=source,
-        **_restore_settings(backup.parent, keys["backup"]),
-    )
+    result = _restore_file(run, backup, target=target, source=source, key=keys["backup"])
     _assert_refused(result, "integrity check", "modified or is corrupt")
     assert _table_count(target) == 0
 
@@ -378,14 +371,7 @@ def test_restore_fails_loudly_when_row_counts_disagree_with_the_manifest(
             table["rows"] += 1
     manifest_path.write_text(json.dumps(manifest))
     target = scratch.create("mismatch")
-    result = run(
-        "restore",
-        backup.name,
-        "--target-database",
-        target,
-        database=source,
-        **_restore_settings(backup.parent, keys["backup"]),
-    )
+    result = _restore_file(run, backup, target=target, source=source, key=keys["backup"])
     _assert_refused(result, "FAILED verification", "public.backup_probe has 3001 rows, the backup had 3002")
 
 
@@ -393,14 +379,7 @@ def test_restore_without_the_manifest_is_refused(first_backup, source, scratch, 
     backup, manifest_path = _copy_backup(first_backup, tmp_path)
     manifest_path.unlink()
     target = scratch.create("nomanifest")
-    result = run(
-        "restore",
-        backup.name,
-        "--target-database",
-        target,
-        database=source,
-        **_restore_settings(backup.parent, keys["backup"]),
-    )
+    result = _restore_file(run, backup, target=target, source=source, key=keys["backup"])
     _assert_refused(result, "No manifest")
 
 
