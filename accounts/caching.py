@@ -11,7 +11,6 @@ from accounts.models import User
 from questdb.cache import Key, lookup_cache, pack, unpack
 from questdb.cached_reads import CachedRead, api_path
 from questdb.errors import NotFound
-from questdb.identifiers import parse_uuid
 
 
 def render_user(user: User) -> bytes:
@@ -36,8 +35,7 @@ def serve_user(record: bytes) -> tuple[bytes, dict]:
 
 
 def user_id_key(user_id) -> Key | None:
-    user_uuid = parse_uuid(user_id)
-    return Key("user", str(user_uuid)) if user_uuid else None
+    return Key.for_id("user", user_id)
 
 
 def username_key(username: str) -> Key:

@@ -35,8 +35,7 @@ def _refresh_countdown(item: dict, now: float) -> dict:
 
 
 def character_key(character_id) -> Key | None:
-    character_uuid = parse_uuid(character_id)
-    return Key("character", str(character_uuid)) if character_uuid else None
+    return Key.for_id("character", character_id)
 
 
 def serve_character(record: bytes) -> tuple[bytes, dict]:

@@ -24,6 +24,10 @@ class CharacterQuerySet(models.QuerySet):
     def due_for_purge(self, now=None) -> "CharacterQuerySet":
         return self.filter(purge_at__lte=now or timezone.now())
 
+    def existing(self, now=None) -> "CharacterQuerySet":
+        """Live characters and those pending deletion whose purge time is still ahead."""
+        return self.exclude(purge_at__lte=now or timezone.now())
+
     def named(self, name: str) -> "CharacterQuerySet":
         """Case-insensitive, answered by the characters_name_ci_unique index."""
         return self.alias(name_lower=Lower("name")).filter(**matching_lower("name", name))
@@ -75,6 +79,10 @@ class Character(TimestampedModel):
     @property
     def is_pending_deletion(self) -> bool:
         return self.deleted_at is not None
+
+    def is_past_purge(self, now=None) -> bool:
+        """Past its purge time a character is gone, even before `purge_characters` deletes the row."""
+        return self.purge_at is not None and self.purge_at <= (now or timezone.now())
 
     def seconds_until_purge(self, now=None) -> int | None:
         if self.purge_at is None:

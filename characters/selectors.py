@@ -1,26 +1,18 @@
-from django.db.models import Q
-from django.utils import timezone
-
 from characters.models import Character
 from questdb.errors import InvalidInput, NotFound
 from questdb.identifiers import parse_uuid
 
 
-def characters_existing():
-    """Characters that still exist: live ones and those pending deletion whose purge time is ahead."""
-    return Character.objects.filter(Q(purge_at__isnull=True) | Q(purge_at__gt=timezone.now()))
-
-
 def character_get(*, character_id) -> Character:
     character_uuid = parse_uuid(character_id)
-    character = characters_existing().filter(id=character_uuid).first() if character_uuid else None
+    character = Character.objects.existing().filter(id=character_uuid).first() if character_uuid else None
     if character is None:
         raise NotFound("No character with this id.", code="character_not_found")
     return character
 
 
 def character_list(*, user_id=None):
-    characters = characters_existing()
+    characters = Character.objects.existing()
     if user_id is not None:
         owner = parse_uuid(user_id)
         if owner is None:

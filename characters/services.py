@@ -77,13 +77,9 @@ def validate_fields(data: dict, *, allowed: tuple[str, ...], current: Character 
 
 def _locked(character_id) -> Character:
     character = Character.objects.select_for_update().filter(id=parse_uuid(character_id)).first()
-    if character is None or _is_past_purge(character):
+    if character is None or character.is_past_purge():
         raise NotFound("No character with this id.", code="character_not_found")
     return character
-
-
-def _is_past_purge(character: Character) -> bool:
-    return character.purge_at is not None and character.purge_at <= timezone.now()
 
 
 def character_create(*, user_id: Any, name: Any, **starting: Any) -> Character:

@@ -35,6 +35,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from prometheus_client import Counter
 
 from questdb import routing
+from questdb.identifiers import parse_uuid
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,12 @@ return #KEYS / 2
 class Key:
     family: str
     ident: str
+
+    @classmethod
+    def for_id(cls, family: str, value) -> "Key | None":
+        """The key of a row by its UUID; None when `value` is not one (such an id finds nothing)."""
+        row_id = parse_uuid(value)
+        return cls(family, str(row_id)) if row_id else None
 
     @property
     def value(self) -> str:

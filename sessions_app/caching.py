@@ -14,10 +14,8 @@ from rest_framework.renderers import JSONRenderer
 from questdb.cache import Key, lookup_cache, pack, unpack
 from questdb.cached_reads import CachedRead, api_path
 from questdb.errors import Gone, NotFound
-from questdb.identifiers import parse_uuid
 from sessions_app.models import Session
-
-EXPIRED = "session_expired"
+from sessions_app.selectors import session_expired, session_get, session_get_by_token
 
 
 def token_digest(token: str) -> str:
@@ -56,13 +54,12 @@ def serve_session(record: bytes) -> tuple[bytes, dict]:
     """A cached session's body; Gone once it has expired, whatever the cache TTL."""
     meta, body = unpack(record)
     if meta["expires_at"] <= timezone.now().timestamp():
-        raise Gone("The session has expired.", code=EXPIRED)
+        raise session_expired()
     return body, {}
 
 
 def session_key(session_id) -> Key | None:
-    session_uuid = parse_uuid(session_id)
-    return Key("session", str(session_uuid)) if session_uuid else None
+    return Key.for_id("session", session_id)
 
 
 def session_token_key(token: str) -> Key:
@@ -80,8 +77,6 @@ def _token_key(request, match) -> Key | None:
 
 
 def session_payload(*, session_id) -> bytes:
-    from sessions_app.selectors import session_get
-
     key = session_key(session_id)
     if key is None:
         raise NotFound("No such session.", code="session_not_found")
@@ -89,8 +84,6 @@ def session_payload(*, session_id) -> bytes:
 
 
 def session_payload_by_token(*, token: str) -> bytes:
-    from sessions_app.selectors import session_get_by_token
-
     return _cached(session_token_key(token), lambda: session_get_by_token(token=token))
 
 

@@ -7,19 +7,24 @@ from sessions_app.models import Session
 SESSION_EXPIRED = "session_expired"
 
 
-def _live(session: Session | None) -> Session:
+def session_expired() -> Gone:
+    return Gone("The session has expired.", code=SESSION_EXPIRED)
+
+
+def ensure_live(session: Session | None, now=None) -> Session:
+    """The session itself; NotFound when there is none, Gone once it has expired."""
     if session is None:
         raise NotFound("No such session.", code="session_not_found")
-    if session.is_expired(timezone.now()):
-        raise Gone("The session has expired.", code=SESSION_EXPIRED)
+    if session.is_expired(now or timezone.now()):
+        raise session_expired()
     return session
 
 
 def session_get(*, session_id) -> Session:
     session_uuid = parse_uuid(session_id)
     query = Session.objects.select_related("user")
-    return _live(query.filter(id=session_uuid).first() if session_uuid else None)
+    return ensure_live(query.filter(id=session_uuid).first() if session_uuid else None)
 
 
 def session_get_by_token(*, token: str) -> Session:
-    return _live(Session.objects.select_related("user").filter(token=token).first())
+    return ensure_live(Session.objects.select_related("user").filter(token=token).first())

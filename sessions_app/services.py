@@ -4,11 +4,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from questdb.errors import Gone, NotFound
 from questdb.identifiers import parse_uuid
 from sessions_app.caching import invalidate_sessions
 from sessions_app.models import Session
-from sessions_app.selectors import SESSION_EXPIRED
+from sessions_app.selectors import ensure_live
 
 
 def session_refresh(*, session_id) -> Session:
@@ -16,12 +15,8 @@ def session_refresh(*, session_id) -> Session:
     with transaction.atomic():
         session_uuid = parse_uuid(session_id)
         query = Session.objects.select_for_update().select_related("user")
-        session = query.filter(id=session_uuid).first() if session_uuid else None
-        if session is None:
-            raise NotFound("No such session.", code="session_not_found")
         now = timezone.now()
-        if session.is_expired(now):
-            raise Gone("The session has expired.", code=SESSION_EXPIRED)
+        session = ensure_live(query.filter(id=session_uuid).first() if session_uuid else None, now)
         session.expires_at = now + timedelta(seconds=settings.SESSION_TTL)
         session.save(update_fields=["expires_at"])
         return session
