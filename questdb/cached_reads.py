@@ -20,7 +20,10 @@ from importlib import import_module
 from django.http import HttpRequest
 
 from questdb.api.responses import json_body
+from questdb.api_keys import caller_from_header
+from questdb.cache import lookup_cache
 from questdb.errors import DomainError
+from questdb.throttling import within_rate
 
 APPS_WITH_CACHED_READS = ("accounts", "characters", "sessions_app")
 
@@ -52,10 +55,6 @@ class CachedReadMiddleware:
         return response if response is not None else self.get_response(request)
 
     def _from_cache(self, request: HttpRequest):
-        from questdb.api_keys import caller_from_header
-        from questdb.cache import lookup_cache
-        from questdb.throttling import within_rate
-
         if not lookup_cache.enabled:
             return None
         read, match = self._match(request)
