@@ -76,11 +76,9 @@ def serve_character_list(record: bytes) -> tuple[bytes, dict]:
     count = meta["count"]
     if meta["purge_at"] is not None:
         now = timezone.now().timestamp()
-        items = [
-            _refresh_countdown(item, now) if item["purge_at"] else item
-            for item in json.loads(body)
-            if not item["purge_at"] or _refresh_countdown(item, now)["seconds_until_purge"] > 0
-        ]
+        counted = [_refresh_countdown(item, now) if item["purge_at"] else item for item in json.loads(body)]
+        # Past purge_at a character is gone, even before the purge deletes it.
+        items = [item for item in counted if not item["purge_at"] or item["seconds_until_purge"] > 0]
         body, count = JSONRenderer().render(items), len(items)
     if count > StandardPagination.page_size:
         raise NotServedFromCache("more than one page")  # the view pages from the database
