@@ -106,10 +106,10 @@ def characters_of_user_page(*, user_id) -> tuple[bytes, dict]:
 
 
 def _list_key(request, match) -> Key | None:
-    if set(request.GET) != {"user"}:
+    if set(request.query) != {"user"}:
         return None
     try:
-        return characters_of_user_key(request.GET["user"])
+        return characters_of_user_key(request.query["user"])
     except InvalidInput:
         return None
 

@@ -1,35 +1,75 @@
-"""Lookups answered straight from the lookup cache, before URL routing and DRF.
+"""Lookups answered straight from the lookup cache, in front of Django.
 
 Most traffic is repeated point lookups whose answer is already in Redis. For those,
-the work of DRF's dispatch (request wrapping, negotiation, URL resolution) costs more
-than the lookup itself. This middleware serves such a request when, and only when:
-the caller's API key is valid (the same check as the API's authentication; every
-listed read is allowed to read-scoped keys), the answer is cached, the app's `serve`
-function accepts it (sessions not expired, characters not past their purge time) and
-the key is within its throttle. Anything else goes on to the viewsets unchanged,
-which do the full work and produce every error response.
+Django's request cycle (request and response objects, signals, middleware, URL
+resolution, DRF's dispatch) costs several times the lookup itself. `CachedReadApp`
+wraps the Django WSGI application and answers such a request itself when, and only
+when:
+- the request is one of the reads the apps list, on an allowed host, over HTTPS if
+  SECURE_SSL_REDIRECT asks for it, with a well-formed consistency token if any;
+- the caller's API key is valid (the same check as the API's authentication; every
+  listed read is allowed to read-scoped keys);
+- the answer is cached, and the app's `serve` function accepts it (sessions not
+  expired, characters not past their purge time);
+- the key is within its throttle.
+Anything else goes to Django unchanged, which does the full work and produces every
+error response. A hit carries the same headers as Django's answer (the security
+headers come from Django's own middleware), a request id, a log line and metrics.
 
 Each app lists its reads in `<app>/caching.py` as CACHED_READS.
 """
 
+import io
+import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
+from http import HTTPStatus
 from importlib import import_module
 
-from django.http import HttpRequest
+from django.conf import settings
+from django.core.handlers.wsgi import WSGIRequest, get_path_info
+from django.http import HttpResponse, QueryDict
+from django.http.request import split_domain_port, validate_host
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.utils.http import parse_header_parameters
 
-from questdb.api.responses import json_body
 from questdb.api_keys import caller_from_header
 from questdb.cache import lookup_cache
 from questdb.errors import DomainError
+from questdb.observability import record_request, request_id_for
+from questdb.routing import parse_lsn
 from questdb.throttling import within_rate
 
 APPS_WITH_CACHED_READS = ("accounts", "characters", "sessions_app")
+MAX_LOOKUP_BODY = 4096  # a lookup body is one small JSON object; larger ones go to Django
+# Response middleware whose headers do not depend on the response: a hit gets what they would add.
+FIXED_HEADER_MIDDLEWARE = (SecurityMiddleware, XFrameOptionsMiddleware)
+
+logger = logging.getLogger(__name__)
 
 
 class NotServedFromCache(Exception):
     """Raised by a `serve` function when a cached record cannot answer this request as is."""
+
+
+class LookupRequest:
+    """What a `key` function may read of a request: method, query, content type, body."""
+
+    def __init__(self, environ: dict, body: bytes = b"") -> None:
+        self.environ, self.body = environ, body
+        self.method = environ["REQUEST_METHOD"]
+
+    @cached_property
+    def query(self) -> QueryDict:
+        return QueryDict(self.environ.get("QUERY_STRING", "").encode("latin-1"))  # WSGI's latin-1 text of the bytes
+
+    @cached_property
+    def content_type(self) -> str:
+        return parse_header_parameters(self.environ.get("CONTENT_TYPE", ""))[0]
 
 
 @dataclass(frozen=True)
@@ -37,7 +77,7 @@ class CachedRead:
     route: str  # the URL name the viewsets give the same endpoint (metrics and logs)
     method: str
     pattern: re.Pattern
-    key: Callable  # (request, match) -> Key | None
+    key: Callable  # (LookupRequest, match) -> Key | None
     serve: Callable[[bytes], tuple[bytes, dict]]  # record -> body, headers
 
 
@@ -45,40 +85,136 @@ def api_path(pattern: str) -> re.Pattern:
     return re.compile(rf"^/api/v1/{pattern}$")
 
 
-class CachedReadMiddleware:
-    def __init__(self, get_response):
-        self.get_response = get_response
+def fixed_headers(*, secure: bool) -> list[tuple[str, str]]:
+    """The headers FIXED_HEADER_MIDDLEWARE adds to any response, for a plain or a secure request."""
+    scheme = "https" if secure else "http"
+    request = WSGIRequest({"REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO(), "wsgi.url_scheme": scheme})
+    response = HttpResponse()
+    bare = set(response.headers)
+    for middleware in FIXED_HEADER_MIDDLEWARE:
+        response = middleware(lambda request, response=response: response).process_response(request, response)
+    return [(name, value) for name, value in response.items() if name not in bare]
+
+
+class CachedReadApp:
+    """The WSGI application: cache hits answered here, everything else passed to `django_app`."""
+
+    def __init__(self, django_app: Callable) -> None:
+        self.django_app = django_app
         self.reads = [read for app in APPS_WITH_CACHED_READS for read in import_module(f"{app}.caching").CACHED_READS]
+        self.methods = {read.method for read in self.reads}
+        self.headers_for = {secure: fixed_headers(secure=secure) for secure in (False, True)}
+        self.valid_hosts: set[str] = set()
 
-    def __call__(self, request: HttpRequest):
-        response = self._from_cache(request)
-        return response if response is not None else self.get_response(request)
+    def __call__(self, environ: dict, start_response: Callable):
+        started = time.perf_counter()
+        try:
+            answer = self._from_cache(environ)
+        except Exception:
+            # A fault here must not fail the request: Django can still answer it in full.
+            logger.exception("cached read failed; passing the request on")
+            answer = None
+        if answer is None:
+            return self.django_app(environ, start_response)
+        read, caller, body, headers = answer
+        request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                *headers.items(),
+                *self.headers_for[self._is_secure(environ)],
+                ("X-Request-ID", request_id),
+            ],
+        )
+        record_request(
+            method=read.method,
+            path=get_path_info(environ),
+            route=read.route,
+            status=HTTPStatus.OK,
+            duration=time.perf_counter() - started,
+            request_id=request_id,
+            caller=caller.name,
+        )
+        return [body]
 
-    def _from_cache(self, request: HttpRequest):
-        if not lookup_cache.enabled:
+    def _from_cache(self, environ: dict):
+        if not lookup_cache.enabled or environ["REQUEST_METHOD"] not in self.methods:
             return None
-        read, match = self._match(request)
-        if read is None:
+        read, match = self._match(environ["REQUEST_METHOD"], get_path_info(environ))
+        if read is None or not self._passes_django_checks(environ):
             return None
-        caller = caller_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
-        key = read.key(request, match) if caller is not None else None
+        caller = caller_from_header(environ.get("HTTP_AUTHORIZATION", ""))
+        if caller is None:
+            return None
+        body = self._read_body(environ)
+        if body is None:
+            return None
+        key = read.key(LookupRequest(environ, body), match)
         record = lookup_cache.peek(key) if key is not None else None
         if record is None:
             return None
         try:
-            body, headers = read.serve(record)
+            payload, headers = read.serve(record)
         except (DomainError, NotServedFromCache):
             return None
         if not within_rate(caller):
-            return None  # the view answers with the 429
-        request.META["questdb.caller"] = caller.name
-        request.route_name = read.route
-        return json_body(body, headers=headers)
+            return None  # Django answers with the 429
+        return read, caller, payload, headers
 
-    def _match(self, request: HttpRequest):
+    def _match(self, method: str, path: str):
         for read in self.reads:
-            if read.method == request.method:
-                match = read.pattern.match(request.path_info)
+            if read.method == method:
+                match = read.pattern.match(path)
                 if match:
                     return read, match
         return None, None
+
+    def _passes_django_checks(self, environ: dict) -> bool:
+        """Requests Django would redirect or refuse before any view runs are left to Django."""
+        if settings.SECURE_SSL_REDIRECT and not self._is_secure(environ):
+            return False
+        token = environ.get("HTTP_X_CONSISTENCY_TOKEN")
+        if token is not None:
+            try:
+                parse_lsn(token)
+            except ValueError:
+                return False
+        return self._host_allowed(environ)
+
+    def _host_allowed(self, environ: dict) -> bool:
+        if settings.USE_X_FORWARDED_HOST and "HTTP_X_FORWARDED_HOST" in environ:
+            return False
+        host = environ.get("HTTP_HOST", "")
+        if host in self.valid_hosts:
+            return True
+        domain, _ = split_domain_port(host)
+        if not (domain and validate_host(domain, settings.ALLOWED_HOSTS)):
+            return False
+        if len(self.valid_hosts) < 100:  # bounded, whatever hosts '*' lets in
+            self.valid_hosts.add(host)
+        return True
+
+    @staticmethod
+    def _is_secure(environ: dict) -> bool:
+        if settings.SECURE_PROXY_SSL_HEADER:
+            header, secure_value = settings.SECURE_PROXY_SSL_HEADER
+            if header in environ:
+                return environ[header].split(",", 1)[0].strip() == secure_value
+        return environ.get("wsgi.url_scheme") == "https"
+
+    @staticmethod
+    def _read_body(environ: dict) -> bytes | None:
+        """The request body, left readable for Django; None when it is too large to be a lookup."""
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return None
+        if length <= 0:
+            return b""
+        if length > MAX_LOOKUP_BODY:
+            return None
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return body

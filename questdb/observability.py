@@ -55,34 +55,52 @@ def new_request_id() -> str:
     return f"{_process_tag}{next(_request_ids):08x}"
 
 
+def request_id_for(incoming: str) -> str:
+    """The caller's `X-Request-ID` when it is sane, else a new one."""
+    return incoming if _SANE_REQUEST_ID.match(incoming) else new_request_id()
+
+
+def record_request(
+    *, method: str, path: str, route: str, status: int, duration: float, request_id: str, caller: str | None
+) -> None:
+    """The request's metrics and log line; shared by Django's middleware and the cached-read fast path."""
+    REQUEST_DURATION.labels(route, method, status).observe(duration)
+    if request_logger.isEnabledFor(logging.INFO):
+        request_logger.info(
+            "%s %s %s",
+            method,
+            path,
+            status,
+            extra={
+                "request_id": request_id,
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": round(duration * 1000, 2),
+                "api_key": caller,
+            },
+        )
+
+
 class RequestLogMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         started = time.perf_counter()
-        incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _SANE_REQUEST_ID.match(incoming) else new_request_id()
+        request_id = request_id_for(request.META.get("HTTP_X_REQUEST_ID", ""))
         request.request_id = request_id
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
-        duration = time.perf_counter() - started
         match = getattr(request, "resolver_match", None)
-        route = match.view_name if match else getattr(request, "route_name", "unmatched")
-        REQUEST_DURATION.labels(route, request.method, response.status_code).observe(duration)
-        request_logger.info(
-            "%s %s %s",
-            request.method,
-            request.path,
-            response.status_code,
-            extra={
-                "request_id": request_id,
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round(duration * 1000, 2),
-                "api_key": request.META.get("questdb.caller"),
-            },
+        record_request(
+            method=request.method,
+            path=request.path,
+            route=match.view_name if match else "unmatched",
+            status=response.status_code,
+            duration=time.perf_counter() - started,
+            request_id=request_id,
+            caller=request.META.get("questdb.caller"),
         )
         return response
 

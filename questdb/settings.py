@@ -55,8 +55,6 @@ MIDDLEWARE = [
     "questdb.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "questdb.routing.ConsistencyMiddleware",
-    # Cache hits for lookups are answered here; everything else continues below.
-    "questdb.cached_reads.CachedReadMiddleware",
     "questdb.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

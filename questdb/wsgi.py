@@ -1,11 +1,4 @@
-"""
-WSGI config for questdb project.
-
-It exposes the WSGI callable as a module-level variable named ``application``.
-
-For more information on this file, see
-https://docs.djangoproject.com/en/5.2/howto/deployment/wsgi/
-"""
+"""The WSGI application gunicorn serves: cache hits for lookups answered in front of Django."""
 
 import os
 
@@ -13,4 +6,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "questdb.settings")
 
-application = get_wsgi_application()
+_django = get_wsgi_application()
+
+from questdb.cached_reads import CachedReadApp  # noqa: E402 (needs the apps loaded)
+
+application = CachedReadApp(_django)
