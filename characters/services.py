@@ -5,11 +5,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from characters import shapes
+from characters.caching import invalidate_character
 from characters.models import NAME_PATTERN, NAME_RULE, Character
 from questdb.errors import (
     Conflict,
@@ -75,11 +76,15 @@ def validate_fields(data: dict, *, allowed: tuple[str, ...], current: Character 
     return clean
 
 
-def _locked(character_id) -> Character:
-    character = Character.objects.select_for_update().filter(id=parse_uuid(character_id)).first()
+def _existing(characters, character_id) -> Character:
+    character = characters.filter(id=parse_uuid(character_id)).first()
     if character is None or character.is_past_purge():
         raise NotFound("No character with this id.", code="character_not_found")
     return character
+
+
+def _locked(character_id) -> Character:
+    return _existing(Character.objects.select_for_update(), character_id)
 
 
 def character_create(*, user_id: Any, name: Any, **starting: Any) -> Character:
@@ -128,18 +133,43 @@ def etag_matches(if_match: str, etag: str) -> bool:
 def character_update(
     *, character_id: Any, changes: dict, if_match: str | None = None, allowed: tuple[str, ...] = UPDATABLE_FIELDS
 ) -> Character:
+    # Optimistic first: read from the primary, then one UPDATE in autocommit that applies only if
+    # nobody changed the row meanwhile (no BEGIN/COMMIT round trips, no lock held across them).
+    character = _existing(Character.objects.using(DEFAULT_DB_ALIAS), character_id)
+    clean = _apply_changes(character, changes, if_match=if_match, allowed=allowed)
+    if not clean or _save_if_unchanged(character, clean):
+        return character
+    # Somebody did change it: check and merge again against their version, under the row lock.
     with transaction.atomic():
         character = _locked(character_id)
-        if if_match is not None and not etag_matches(if_match, character.etag()):
-            raise PreconditionFailed()
-        if character.is_pending_deletion:
-            raise Conflict("The character is pending deletion; restore it first.", code=PENDING_DELETION)
-        clean = validate_fields(changes, allowed=allowed, current=character)
-        for field, value in clean.items():
-            setattr(character, field, value)
+        clean = _apply_changes(character, changes, if_match=if_match, allowed=allowed)
         if clean:
             character.save(update_fields=list(clean))
         return character
+
+
+def _apply_changes(character: Character, changes: dict, *, if_match: str | None, allowed: tuple[str, ...]) -> dict:
+    """Check `changes` against the character as read and apply them to it; the clean changes."""
+    if if_match is not None and not etag_matches(if_match, character.etag()):
+        raise PreconditionFailed()
+    if character.is_pending_deletion:
+        raise Conflict("The character is pending deletion; restore it first.", code=PENDING_DELETION)
+    clean = validate_fields(changes, allowed=allowed, current=character)
+    for field, value in clean.items():
+        setattr(character, field, value)
+    return clean
+
+
+def _save_if_unchanged(character: Character, clean: dict) -> bool:
+    """Write `clean` if the row still has the `updated_at` it was read with; False if it changed."""
+    seen = character.updated_at
+    # Strictly later than the version read, so the next writer's check sees the change even if the clock steps back.
+    character.updated_at = max(timezone.now(), seen + timedelta(microseconds=1))
+    unchanged = Character.objects.filter(id=character.id, updated_at=seen)
+    written = unchanged.update(**clean, updated_at=character.updated_at)
+    if written:
+        invalidate_character(character)  # update() sends no post_save signal
+    return bool(written)
 
 
 def character_schedule_deletion(*, character_id: Any) -> Character:

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
 from questdb.identifiers import parse_uuid
@@ -12,14 +12,17 @@ from sessions_app.selectors import ensure_live
 
 def session_refresh(*, session_id) -> Session:
     """Extend a live session to now + SESSION_TTL. An expired session stays expired."""
-    with transaction.atomic():
-        session_uuid = parse_uuid(session_id)
-        query = Session.objects.select_for_update().select_related("user")
-        now = timezone.now()
-        session = ensure_live(query.filter(id=session_uuid).first() if session_uuid else None, now)
-        session.expires_at = now + timedelta(seconds=settings.SESSION_TTL)
-        session.save(update_fields=["expires_at"])
-        return session
+    session_uuid = parse_uuid(session_id)
+    now = timezone.now()
+    # One conditional UPDATE in autocommit: it cannot revive a session that has expired, and needs no lock.
+    extended = session_uuid is not None and Session.objects.filter(id=session_uuid).live(now).update(
+        expires_at=now + timedelta(seconds=settings.SESSION_TTL), updated_at=now
+    )
+    fresh = Session.objects.using(DEFAULT_DB_ALIAS).select_related("user")
+    session = fresh.filter(id=session_uuid).first() if session_uuid else None
+    if extended and session is not None:
+        invalidate_sessions([session])  # update() sends no post_save signal
+    return ensure_live(session, now)
 
 
 def sessions_expire(*, session_ids) -> int:

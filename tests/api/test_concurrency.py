@@ -7,6 +7,7 @@ from django.db import connections
 from django.test import Client
 
 from characters.models import Character
+from characters.shapes import STAT_KEYS
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -57,3 +58,21 @@ def test_concurrent_creates_for_one_user_never_exceed_the_limit(write_key, make_
     results = _race(6, create)
     assert sorted(results) == [201, 201, 409, 409, 409, 409]
     assert Character.objects.using("default").filter(user=owner).count() == 2
+
+
+def test_concurrent_patches_of_one_character_all_land(api, write_key, make_user):
+    owner = make_user()
+    created = api.post("/api/v1/characters/", {"user": str(owner.id), "name": "Busy"}, content_type="application/json")
+    path = f"/api/v1/characters/{created.json()['id']}/"
+    assert api.get(path).status_code == 200  # cached before the race
+    keys = STAT_KEYS[:6]
+
+    def patch(index: int):
+        client = Client(HTTP_AUTHORIZATION=f"Api-Key {write_key}")
+        body = {"stats": {keys[index]: 100 + index}}
+        return client.patch(path, body, content_type="application/json").status_code
+
+    assert _race(6, patch) == [200] * 6
+    stored = Character.objects.using("default").get(id=created.json()["id"]).stats
+    assert [stored[key] for key in keys] == [100 + index for index in range(6)]
+    assert api.get(path).json()["stats"] == stored  # and the cache no longer has an older version

@@ -146,3 +146,40 @@ def test_unknown_or_malformed_owner_is_an_input_error_on_the_user_field():
         with pytest.raises(InvalidInput) as refused:
             services.character_create(user_id=user_id, name="Nobody")
         assert refused.value.field == "user"
+
+
+def test_an_update_racing_another_keeps_both_changes(make_user, monkeypatch):
+    character = services.character_create(user_id=make_user().id, name="Raced")
+    apply_changes = services._apply_changes
+    raced = []
+
+    def with_a_rival_in_between(target, changes, **kwargs):
+        if not raced:  # between this update's read and its write, another update lands
+            raced.append(target.id)
+            raced.append(services.character_update(character_id=target.id, changes={"stats": {"strength": 42}}))
+        return apply_changes(target, changes, **kwargs)
+
+    monkeypatch.setattr(services, "_apply_changes", with_a_rival_in_between)
+    updated = services.character_update(character_id=character.id, changes={"stats": {"level": 9}})
+    assert (updated.stats["level"], updated.stats["strength"]) == (9, 42)
+    stored = Character.objects.get(id=character.id)
+    assert (stored.stats, stored.updated_at) == (updated.stats, updated.updated_at)
+    assert stored.updated_at > raced[1].updated_at
+
+
+def test_a_stale_etag_is_refused_even_when_the_change_lands_during_the_update(make_user, monkeypatch):
+    character = services.character_create(user_id=make_user().id, name="Tagged2")
+    etag = character.etag()
+    apply_changes = services._apply_changes
+    calls = []
+
+    def with_a_rival_in_between(target, changes, **kwargs):
+        calls.append(target.etag())
+        if len(calls) == 1:
+            services.character_update(character_id=target.id, changes={"money": 7})
+        return apply_changes(target, changes, **kwargs)
+
+    monkeypatch.setattr(services, "_apply_changes", with_a_rival_in_between)
+    with pytest.raises(PreconditionFailed):
+        services.character_update(character_id=character.id, changes={"money": 1}, if_match=etag)
+    assert Character.objects.get(id=character.id).money == 7
