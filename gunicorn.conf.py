@@ -8,6 +8,7 @@ at most WEB_CONCURRENCY x DB_MAX_CONNECTIONS, plus one per process for the repli
 monitor. See "Connection budget" in the README.
 """
 
+import gc
 import multiprocessing
 import os
 import shutil
@@ -45,3 +46,9 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker) -> None:
+    # The app is loaded: the collector need not scan its long-lived objects again, which keeps
+    # full collections, and the requests they pause, short.
+    gc.freeze()
