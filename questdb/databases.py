@@ -53,13 +53,15 @@ def _finish(config: dict, env: environ.Env, *, connect_timeout: float) -> dict:
     config.pop("OPTIONS", None)
     if config["ENGINE"] == "django.db.backends.sqlite3":
         return config
-    # Django's PostgreSQL backend, counting queries and errors per alias for /metrics.
-    config["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    # Django's PostgreSQL backend, counting queries and errors per alias for /metrics, with a pool check
+    # that costs no round trip (questdb/postgresql/base.py).
+    config["ENGINE"] = "questdb.postgresql"
     # Pooled connections: CONN_MAX_AGE must stay 0, the pool keeps them open.
     config["CONN_MAX_AGE"] = 0
-    # The pool checks a connection before lending it, so one broken by a server restart is
-    # replaced instead of failing a request (one round trip per checkout; cache hits need none).
-    config["CONN_HEALTH_CHECKS"] = env.bool("DB_HEALTH_CHECKS", default=True)
+    # Each connection is checked before it is lent, so one broken by a server restart is replaced
+    # instead of failing a request. The backend's check replaces psycopg_pool's (an empty query).
+    config["CONN_HEALTH_CHECKS"] = False
+    config["POOL_CHECK"] = env.bool("DB_HEALTH_CHECKS", default=True)
     config["OPTIONS"] = {
         "pool": _pool_options(env),
         "application_name": env.str("DB_APPLICATION_NAME", default="questdb"),

@@ -258,6 +258,8 @@ STORAGES = {
 }
 # django-dbbackup: the databases questdb owns are the primary aliases; replicas are copies.
 DBBACKUP_DATABASES = [alias for alias in DATABASES if alias not in REPLICA_ALIASES]
+# questdb's own PostgreSQL backend (questdb/postgresql) is dumped with pg_dump like Django's.
+DBBACKUP_CONNECTOR_MAPPING = {"questdb.postgresql": "dbbackup.db.postgresql.PgDumpBinaryConnector"}
 DBBACKUP_FILENAME_TEMPLATE = "questdb-{databasename}-{datetime}.{extension}"  # databasename: the alias
 DBBACKUP_DATE_FORMAT = "%Y-%m-%d-%H%M%S"
 DBBACKUP_GPG_RECIPIENT = BACKUP_GPG_RECIPIENT
