@@ -57,11 +57,10 @@ class NotServedFromCache(Exception):
 
 
 class LookupRequest:
-    """What a `key` function may read of a request: method, query, content type, body."""
+    """What a `key` function may read of a request: query, content type, body."""
 
     def __init__(self, environ: dict, body: bytes = b"") -> None:
         self.environ, self.body = environ, body
-        self.method = environ["REQUEST_METHOD"]
 
     @cached_property
     def query(self) -> QueryDict:
@@ -116,7 +115,7 @@ class CachedReadApp:
             answer = None
         if answer is None:
             return self.django_app(environ, start_response)
-        read, caller, body, headers = answer
+        read, caller, path, body, headers = answer
         request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
         start_response(
             "200 OK",
@@ -130,7 +129,7 @@ class CachedReadApp:
         )
         record_request(
             method=read.method,
-            path=get_path_info(environ),
+            path=path,
             route=read.route,
             status=HTTPStatus.OK,
             duration=time.perf_counter() - started,
@@ -142,7 +141,8 @@ class CachedReadApp:
     def _from_cache(self, environ: dict):
         if not lookup_cache.enabled or environ["REQUEST_METHOD"] not in self.methods:
             return None
-        read, match = self._match(environ["REQUEST_METHOD"], get_path_info(environ))
+        path = get_path_info(environ)
+        read, match = self._match(environ["REQUEST_METHOD"], path)
         if read is None or not self._passes_django_checks(environ):
             return None
         caller = caller_from_header(environ.get("HTTP_AUTHORIZATION", ""))
@@ -161,7 +161,7 @@ class CachedReadApp:
             return None
         if not within_rate(caller):
             return None  # Django answers with the 429
-        return read, caller, payload, headers
+        return read, caller, path, payload, headers
 
     def _match(self, method: str, path: str):
         for read in self.reads:

@@ -89,7 +89,6 @@ class RequestLogMiddleware:
     def __call__(self, request):
         started = time.perf_counter()
         request_id = request_id_for(request.META.get("HTTP_X_REQUEST_ID", ""))
-        request.request_id = request_id
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
         match = getattr(request, "resolver_match", None)

@@ -229,6 +229,14 @@ def _restore_file(run, backup: Path, *, target: str, source: str, key: dict) -> 
     )
 
 
+def _restore_latest(
+    run, directory: Path, key: dict, *, source: str, target: str | None = None, **extra
+) -> subprocess.CompletedProcess:
+    """Restore the newest backup in `directory` into `target` (into `source` itself when None)."""
+    into = ["--target-database", target] if target else []
+    return run("restore", "--latest", *into, database=source, **{**_restore_settings(directory, key), **extra})
+
+
 def _table_count(database: str) -> int:
     return int(
         psql("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')", database)
@@ -280,14 +288,7 @@ def test_backup_refuses_to_write_an_unencrypted_backup(run, source, tmp_path):
 
 def test_restore_reproduces_every_table_exactly(first_backup, source, scratch, keys, run):
     target = scratch.create("restored")
-    result = run(
-        "restore",
-        "--latest",
-        "--target-database",
-        target,
-        database=source,
-        **_restore_settings(first_backup["directory"], keys["backup"]),
-    )
+    result = _restore_latest(run, first_backup["directory"], keys["backup"], source=source, target=target)
     assert result.returncode == 0, result.stdout + result.stderr
     for step in range(1, 8):
         assert f"[{step}/7]" in result.stdout
@@ -300,19 +301,14 @@ def test_restore_reproduces_every_table_exactly(first_backup, source, scratch, k
 
 def test_restore_refuses_a_non_empty_target(first_backup, source, keys, run):
     tables = _table_count(source)
-    result = run("restore", "--latest", database=source, **_restore_settings(first_backup["directory"], keys["backup"]))
+    result = _restore_latest(run, first_backup["directory"], keys["backup"], source=source)
     _assert_refused(result, "is not empty", source)
     assert _table_count(source) == tables
 
 
 def test_restore_refuses_a_missing_target(first_backup, source, keys, run):
-    result = run(
-        "restore",
-        "--latest",
-        "--target-database",
-        "questdb_bk_does_not_exist",
-        database=source,
-        **_restore_settings(first_backup["directory"], keys["backup"]),
+    result = _restore_latest(
+        run, first_backup["directory"], keys["backup"], source=source, target="questdb_bk_does_not_exist"
     )
     _assert_refused(result, "does not exist")
 
@@ -349,14 +345,7 @@ def test_restore_refuses_a_file_encrypted_to_another_key(source, scratch, keys, 
     result = run("backup", database=source, **_backup_settings(tmp_path, keys["other"]))
     assert result.returncode == 0, result.stdout + result.stderr
     target = scratch.create("otherkey")
-    result = run(
-        "restore",
-        "--latest",
-        "--target-database",
-        target,
-        database=source,
-        **_restore_settings(tmp_path, keys["backup"]),
-    )
+    result = _restore_latest(run, tmp_path, keys["backup"], source=source, target=target)
     _assert_refused(result, "encrypted to another key", "BACKUP_GPG_PRIVATE_KEY")
     assert _table_count(target) == 0
 
@@ -409,8 +398,7 @@ def test_restore_with_a_passphrase_protected_key(source, scratch, run, tmp_path)
     target = scratch.create("passphrase")
 
     def restore(**extra) -> subprocess.CompletedProcess:
-        settings = {**_restore_settings(tmp_path, key), **extra}
-        return run("restore", "--latest", "--target-database", target, database=source, **settings)
+        return _restore_latest(run, tmp_path, key, source=source, target=target, **extra)
 
     _assert_refused(restore(), "protected by a passphrase", "BACKUP_GPG_PASSPHRASE is not set")
     _assert_refused(restore(BACKUP_GPG_PASSPHRASE="wrong"), "BACKUP_GPG_PASSPHRASE is wrong")
