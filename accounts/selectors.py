@@ -3,25 +3,29 @@ from questdb.errors import NotFound
 from questdb.identifiers import parse_uuid
 
 
+def user_not_found() -> NotFound:
+    return NotFound("No such user.", code="user_not_found")
+
+
 def user_get(*, user_id) -> User:
     user_uuid = parse_uuid(user_id)
     user = User.objects.filter(id=user_uuid).first() if user_uuid else None
     if user is None:
-        raise NotFound("No user with this id.", code="user_not_found")
+        raise user_not_found()
     return user
 
 
 def user_get_by_username(*, username: str) -> User:
     user = User.objects.with_username(username).first()
     if user is None:
-        raise NotFound("No user with this username.", code="user_not_found")
+        raise user_not_found()
     return user
 
 
 def user_get_by_email(*, email: str) -> User:
     user = User.objects.with_email(email).first()
     if user is None:
-        raise NotFound("No user with this email.", code="user_not_found")
+        raise user_not_found()
     return user
 
 

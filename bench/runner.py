@@ -26,11 +26,11 @@ API_KEY_NAME = "questdb-bench"
 THROTTLE_RATE = "1000000/s"
 APPS = ("questdb", "naive", "ceiling")
 WSGI = {
-    "questdb": "questdb.wsgi:application",
+    "questdb": "questdb.config.wsgi:application",
     "naive": "bench.naive.wsgi:application",
     "ceiling": "bench.ceiling:application",
 }
-SETTINGS = {"questdb": "questdb.settings", "naive": "bench.naive.settings"}
+SETTINGS = {"questdb": "questdb.config.settings", "naive": "bench.naive.settings"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

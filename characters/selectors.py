@@ -3,11 +3,15 @@ from questdb.errors import InvalidInput, NotFound
 from questdb.identifiers import parse_uuid
 
 
+def character_not_found() -> NotFound:
+    return NotFound("No character with this id.", code="character_not_found")
+
+
 def character_get(*, character_id) -> Character:
     character_uuid = parse_uuid(character_id)
     character = Character.objects.existing().filter(id=character_uuid).first() if character_uuid else None
     if character is None:
-        raise NotFound("No character with this id.", code="character_not_found")
+        raise character_not_found()
     return character
 
 

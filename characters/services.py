@@ -10,12 +10,12 @@ from django.utils import timezone
 
 from accounts.models import User
 from characters import shapes
-from characters.caching import invalidate_character
+from characters.keys import invalidate_character
 from characters.models import NAME_PATTERN, NAME_RULE, Character
+from characters.selectors import character_not_found
 from questdb.errors import (
     Conflict,
     InvalidInput,
-    NotFound,
     PreconditionFailed,
     violated_constraint,
 )
@@ -79,7 +79,7 @@ def validate_fields(data: dict, *, allowed: tuple[str, ...], current: Character 
 def _existing(characters, character_id) -> Character:
     character = characters.filter(id=parse_uuid(character_id)).first()
     if character is None or character.is_past_purge():
-        raise NotFound("No character with this id.", code="character_not_found")
+        raise character_not_found()
     return character
 
 

@@ -1,7 +1,7 @@
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from characters.caching import invalidate_character
+from characters.keys import invalidate_character
 from characters.models import Character
 
 

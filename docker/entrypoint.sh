@@ -42,4 +42,4 @@ else
 fi
 
 log "starting gunicorn"
-exec gunicorn -c gunicorn.conf.py questdb.wsgi
+exec gunicorn -c gunicorn.conf.py questdb.config.wsgi

@@ -7,6 +7,10 @@ from sessions_app.models import Session
 SESSION_EXPIRED = "session_expired"
 
 
+def session_not_found() -> NotFound:
+    return NotFound("No such session.", code="session_not_found")
+
+
 def session_expired() -> Gone:
     return Gone("The session has expired.", code=SESSION_EXPIRED)
 
@@ -14,7 +18,7 @@ def session_expired() -> Gone:
 def ensure_live(session: Session | None, now=None) -> Session:
     """The session itself; NotFound when there is none, Gone once it has expired."""
     if session is None:
-        raise NotFound("No such session.", code="session_not_found")
+        raise session_not_found()
     if session.is_expired(now or timezone.now()):
         raise session_expired()
     return session

@@ -5,7 +5,7 @@ from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
 from questdb.identifiers import parse_uuid
-from sessions_app.caching import invalidate_sessions
+from sessions_app.keys import invalidate_sessions
 from sessions_app.models import Session
 from sessions_app.selectors import ensure_live
 

@@ -6,8 +6,9 @@ from django.db import connections
 from django.test.utils import setup_databases, teardown_databases
 
 from accounts.models import User
-from questdb import api_keys, replicas
-from questdb.cache import lookup_cache
+from questdb.api import auth as api_keys
+from questdb.cache.store import lookup_cache
+from questdb.db import replicas
 from questdb.models import ServiceAPIKey
 
 

@@ -2,7 +2,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 
-from accounts import caching, selectors
+from accounts import selectors
+from accounts.api import lookups
 from accounts.api.serializers import UserSerializer
 from questdb.api.responses import json_body
 from questdb.api.schema import ERROR_RESPONSES
@@ -27,14 +28,14 @@ class UserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return selectors.user_list(search=self.request.query_params.get("search", "")[:100])
 
     def retrieve(self, request, pk=None):
-        return json_body(caching.user_payload(user_id=pk))
+        return json_body(lookups.user_payload(user_id=pk))
 
     @extend_schema(responses=_user)
     @action(detail=False, url_path=r"by-username/(?P<username>[^/]+)")
     def by_username(self, request, username: str):
-        return json_body(caching.user_payload_by_username(username=username))
+        return json_body(lookups.user_payload_by_username(username=username))
 
     @extend_schema(responses=_user)
     @action(detail=False, url_path=r"by-email/(?P<email>[^/]+)")
     def by_email(self, request, email: str):
-        return json_body(caching.user_payload_by_email(email=email))
+        return json_body(lookups.user_payload_by_email(email=email))

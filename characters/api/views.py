@@ -6,7 +6,8 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from characters import caching, selectors, services
+from characters import selectors, services
+from characters.api import lookups
 from characters.api.serializers import (
     CharacterCreateRequest,
     CharacterSerializer,
@@ -14,7 +15,7 @@ from characters.api.serializers import (
 )
 from questdb.api.responses import json_body
 from questdb.api.schema import ERROR_RESPONSES
-from questdb.cached_reads import NotServedFromCache
+from questdb.cache.hit_path import NotServedFromCache
 from questdb.errors import InvalidInput
 
 E = ERROR_RESPONSES
@@ -66,13 +67,13 @@ class CharacterViewSet(viewsets.GenericViewSet):
         only_user_filter = set(request.query_params) <= {"user"}
         if user_id is not None and only_user_filter:
             with contextlib.suppress(NotServedFromCache):  # more than a page: page them from the database
-                body, headers = caching.characters_of_user_page(user_id=user_id)
+                body, headers = lookups.characters_of_user_page(user_id=user_id)
                 return json_body(body, headers=headers)
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(CharacterSerializer(page, many=True).data)
 
     def retrieve(self, request, pk=None):
-        body, headers = caching.character_payload(character_id=pk)
+        body, headers = lookups.character_payload(character_id=pk)
         return json_body(body, headers=headers)
 
     def create(self, request):

@@ -11,7 +11,7 @@ from django.db import migrations, models
 
 import characters.shapes
 import questdb.models
-from questdb.migration_operations import cascading_foreign_key
+from questdb.db.migration_operations import cascading_foreign_key
 
 
 class Migration(migrations.Migration):

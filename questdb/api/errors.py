@@ -14,7 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from questdb import routing
+from questdb.db.middleware import replica_failed_under_read
 from questdb.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -55,8 +55,7 @@ def _flatten(detail, prefix: str = "") -> list[dict]:
 
 
 def _database_failure(exc: Exception) -> Response | None:
-    state = routing.current()
-    if state is not None and not state.wrote and state.pinned not in (None, "default"):
+    if replica_failed_under_read(exc):
         return None  # a replica failed under a read: ConsistencyMiddleware retries it on the primary
     if isinstance(exc.__cause__, PoolTimeout):
         logger.warning("database pool exhausted")

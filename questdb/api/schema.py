@@ -32,7 +32,7 @@ ERROR_RESPONSES = {
 
 
 class APIKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "questdb.api_keys.APIKeyAuthentication"
+    target_class = "questdb.api.auth.APIKeyAuthentication"
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema):

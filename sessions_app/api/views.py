@@ -6,7 +6,8 @@ from rest_framework.response import Response
 from questdb.api.responses import json_body
 from questdb.api.schema import ERROR_RESPONSES as E
 from questdb.errors import InvalidInput
-from sessions_app import caching, services
+from sessions_app import services
+from sessions_app.api import lookups
 from sessions_app.api.serializers import SessionLookupRequest, SessionSerializer
 
 _session = {200: SessionSerializer, 404: E[404], 410: E[410]}
@@ -22,7 +23,7 @@ class SessionViewSet(viewsets.GenericViewSet):
 
     @extend_schema(responses=_session)
     def retrieve(self, request, pk=None):
-        return json_body(caching.session_payload(session_id=pk))
+        return json_body(lookups.session_payload(session_id=pk))
 
     @extend_schema(request=SessionLookupRequest, responses={**_session, 400: E[400]})
     @action(detail=False, methods=["post"])
@@ -30,7 +31,7 @@ class SessionViewSet(viewsets.GenericViewSet):
         token = request.data.get("token") if isinstance(request.data, dict) else None
         if not isinstance(token, str) or not token or len(token) > 255:
             raise InvalidInput("token must be a non-empty string.", code="invalid_token", field="token")
-        return json_body(caching.session_payload_by_token(token=token))
+        return json_body(lookups.session_payload_by_token(token=token))
 
     @extend_schema(request=None, responses=_session)
     @action(detail=True, methods=["post"])

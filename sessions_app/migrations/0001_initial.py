@@ -8,7 +8,7 @@ import django.utils.timezone
 from django.db import migrations, models
 
 import questdb.models
-from questdb.migration_operations import cascading_foreign_key
+from questdb.db.migration_operations import cascading_foreign_key
 
 
 class Migration(migrations.Migration):

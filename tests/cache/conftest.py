@@ -6,7 +6,7 @@ import time
 import pytest
 import redis
 
-from questdb.cache import lookup_cache
+from questdb.cache.store import lookup_cache
 from tests.e2e.conftest import free_port
 
 

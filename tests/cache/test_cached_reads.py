@@ -14,11 +14,11 @@ from django.core.wsgi import get_wsgi_application
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from questdb import api_keys
+from questdb.api import auth as api_keys
 from questdb.api.pagination import StandardPagination
-from questdb.cached_reads import CachedReadApp
+from questdb.cache.hit_path import CachedReadApp
 from questdb.models import ServiceAPIKey
-from sessions_app import caching as session_caching
+from sessions_app import keys as session_keys
 from sessions_app.models import Session
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -235,7 +235,7 @@ def test_a_fault_in_front_of_django_falls_back_to_django(front, live_session, mo
     assert front.django_calls == 2
     assert "cached read failed" in caplog.text
     assert "hot-token" not in caplog.text
-    assert session_caching.session_token_key("hot-token").value not in caplog.text
+    assert session_keys.session_token_key("hot-token").value not in caplog.text
 
 
 def test_an_oversized_body_is_left_to_django(front, live_session):

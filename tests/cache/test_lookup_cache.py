@@ -11,10 +11,10 @@ from django.db import connections, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from characters import caching as character_caching
+from characters.api import lookups as character_lookups
 from characters.models import Character
-from questdb import cache as cache_module
-from questdb.cache import EVENTS, Key, lookup_cache
+from questdb.cache import keys as key_module
+from questdb.cache.store import EVENTS, Key, lookup_cache
 from sessions_app.models import Session
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -207,7 +207,7 @@ def test_a_rolled_back_write_leaves_the_cache_alone(api, character):
 def test_a_reader_that_read_before_a_write_cannot_fill_the_old_value_after_it(api, character, monkeypatch):
     """The stale-fill race, made deterministic: the reader is held between its read and its fill."""
     read_done, write_done = threading.Event(), threading.Event()
-    real_get = character_caching.selectors.character_get
+    real_get = character_lookups.selectors.character_get
 
     def slow_get(**kwargs):
         found = real_get(**kwargs)
@@ -215,21 +215,21 @@ def test_a_reader_that_read_before_a_write_cannot_fill_the_old_value_after_it(ap
         write_done.wait(5)
         return found
 
-    monkeypatch.setattr(character_caching.selectors, "character_get", slow_get)
-    reader = threading.Thread(target=_closing(lambda: character_caching.character_payload(character_id=character.id)))
+    monkeypatch.setattr(character_lookups.selectors, "character_get", slow_get)
+    reader = threading.Thread(target=_closing(lambda: character_lookups.character_payload(character_id=character.id)))
     reader.start()
     assert read_done.wait(5)
     character.money = 123
     character.save()  # commits and invalidates while the reader holds the old row
     write_done.set()
     reader.join(5)
-    monkeypatch.setattr(character_caching.selectors, "character_get", real_get)
+    monkeypatch.setattr(character_lookups.selectors, "character_get", real_get)
     assert api.get(f"/api/v1/characters/{character.id}/").json()["money"] == 123
 
 
 def test_a_burst_of_misses_on_one_key_costs_one_query(character, monkeypatch):
     calls, lock = [], threading.Lock()
-    real_get = character_caching.selectors.character_get
+    real_get = character_lookups.selectors.character_get
 
     def counted_get(**kwargs):
         with lock:
@@ -237,12 +237,12 @@ def test_a_burst_of_misses_on_one_key_costs_one_query(character, monkeypatch):
         time.sleep(0.05)  # widen the window in which the others miss too
         return real_get(**kwargs)
 
-    monkeypatch.setattr(character_caching.selectors, "character_get", counted_get)
+    monkeypatch.setattr(character_lookups.selectors, "character_get", counted_get)
     barrier, bodies = threading.Barrier(8), []
 
     def read():
         barrier.wait()
-        bodies.append(character_caching.character_payload(character_id=character.id)[0])
+        bodies.append(character_lookups.character_payload(character_id=character.id)[0])
 
     threads = [threading.Thread(target=_closing(read)) for _ in range(8)]
     for thread in threads:
@@ -258,10 +258,10 @@ def test_keys_are_versioned_by_the_payload_shape(api, character, monkeypatch):
     path = f"/api/v1/characters/{character.id}/"
     api.get(path)
     assert Key("character", str(character.id)).value.endswith(
-        f":v{cache_module.SHAPE_VERSION}:character:{character.id}"
+        f":v{key_module.SHAPE_VERSION}:character:{character.id}"
     )
     misses = _events("character", "miss")
-    monkeypatch.setattr(cache_module, "SHAPE_VERSION", cache_module.SHAPE_VERSION + 1)
+    monkeypatch.setattr(key_module, "SHAPE_VERSION", key_module.SHAPE_VERSION + 1)
     api.get(path)
     assert _events("character", "miss") == misses + 1
 

@@ -3,7 +3,7 @@
 import pytest
 
 from characters.models import Character
-from questdb import replicas
+from questdb.db import replicas
 from tests.routing.helpers import connect, wait_for_replay
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

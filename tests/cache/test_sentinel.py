@@ -9,7 +9,7 @@ import redis
 from django.conf import settings as django_settings
 
 from characters.models import Character
-from questdb.cache import EVENTS, lookup_cache
+from questdb.cache.store import EVENTS, lookup_cache
 from tests.e2e.conftest import free_port
 from tests.routing.helpers import wait_until
 

@@ -36,7 +36,7 @@ def gunicorn(**env: str):
         **env,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "questdb.wsgi"],
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "questdb.config.wsgi"],
         cwd=ROOT,
         env=environment,
         stdout=subprocess.DEVNULL,

@@ -133,7 +133,7 @@ def test_final_stage_environment_and_entrypoint(final_stage):
     assert entrypoints == ['["/app/docker/entrypoint.sh"]']
     entrypoint = REPO_ROOT / "docker" / "entrypoint.sh"
     assert os.access(entrypoint, os.X_OK)
-    assert "exec gunicorn -c gunicorn.conf.py questdb.wsgi" in entrypoint.read_text()
+    assert "exec gunicorn -c gunicorn.conf.py questdb.config.wsgi" in entrypoint.read_text()
     # The build context keeps what the image needs and drops secrets and local state.
     ignored = {line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()}
     assert {".git", ".venv", ".env"} <= ignored
@@ -195,7 +195,7 @@ def test_healthcheck_passes_against_gunicorn_with_production_settings(final_stag
         PROMETHEUS_MULTIPROC_DIR=metrics,
     )
     server = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "questdb.wsgi"],
+        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "questdb.config.wsgi"],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

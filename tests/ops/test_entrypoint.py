@@ -177,7 +177,7 @@ def _entrypoint(record: Path, database_url: str, *args: str, **extra) -> tuple[s
 
 
 def _assert_execs_gunicorn(process: subprocess.Popen, record: Path) -> None:
-    assert record.read_text().splitlines() == ["-c", "gunicorn.conf.py", "questdb.wsgi"]
+    assert record.read_text().splitlines() == ["-c", "gunicorn.conf.py", "questdb.config.wsgi"]
     # exec, not a child: gunicorn runs in the entry point's own process (PID 1 in a container).
     assert int(Path(f"{record}.pid").read_text()) == process.pid
     assert Path(f"{record}.cwd").read_text().strip() == str(REPO_ROOT)

@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
-from questdb.postgresql.base import dropped_while_idle
+from questdb.db.postgresql.base import dropped_while_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

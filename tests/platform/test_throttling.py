@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from questdb.throttling import WindowCounter
+from questdb.api.throttling import WindowCounter
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

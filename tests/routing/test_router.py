@@ -6,8 +6,8 @@ import pytest
 from django.db import connections, router, transaction
 
 from characters.models import Character
-from questdb import replicas
-from questdb.db_router import PrimaryReplicaRouter
+from questdb.db import replicas
+from questdb.db.router import PrimaryReplicaRouter
 from tests.routing.helpers import connect, flush_statistics, index_scans, wait_for_replay, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -104,7 +104,7 @@ def test_lag_the_token_and_bounded_staleness(api, character, settings, paused_st
 
 
 def test_a_request_keeps_reading_from_the_database_it_started_on(character, paused_standby):
-    from questdb import routing
+    from questdb.db import router as routing
 
     with routing.request_scope():
         first = Character.objects.get(id=character.id)._state.db

@@ -25,7 +25,16 @@ from django.conf import settings
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
-from questdb.backups import (
+from questdb.db.direct import (
+    describe,
+    first_line,
+    is_postgresql,
+    is_sqlite,
+    pg_connect,
+    pg_row_counts,
+    sqlite_row_counts,
+)
+from questdb.ops.backups import (
     GPG,
     MANIFEST_FORMAT,
     Progress,
@@ -35,15 +44,6 @@ from questdb.backups import (
     human_size,
     sha256_of,
     write_manifest,
-)
-from questdb.direct_connections import (
-    describe,
-    first_line,
-    is_postgresql,
-    is_sqlite,
-    pg_connect,
-    pg_row_counts,
-    sqlite_row_counts,
 )
 
 STEPS = 5

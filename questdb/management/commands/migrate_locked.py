@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from questdb.direct_connections import describe, first_line, is_postgresql, pg_connect
+from questdb.db.direct import describe, first_line, is_postgresql, pg_connect
 
 # An arbitrary constant (bigint) that names "questdb schema migrations" among advisory locks.
 MIGRATION_LOCK_ID = 727_374_001_000_001

@@ -29,16 +29,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from questdb.backups import (
-    GPG,
-    Progress,
-    get_storage,
-    human_size,
-    list_backups,
-    read_manifest,
-    sha256_of,
-)
-from questdb.direct_connections import (
+from questdb.db.direct import (
     describe,
     first_line,
     is_postgresql,
@@ -47,6 +38,15 @@ from questdb.direct_connections import (
     pg_relation_count,
     pg_row_counts,
     sqlite_row_counts,
+)
+from questdb.ops.backups import (
+    GPG,
+    Progress,
+    get_storage,
+    human_size,
+    list_backups,
+    read_manifest,
+    sha256_of,
 )
 
 STEPS = 7

@@ -10,7 +10,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from questdb.direct_connections import describe, first_line, is_postgresql, pg_connect
+from questdb.db.direct import describe, first_line, is_postgresql, pg_connect
 
 # Refusals that waiting cannot fix: bad credentials, no such role or database, no pg_hba.conf entry.
 PERMANENT_ERRORS = ("password authentication failed", "does not exist", "no pg_hba.conf entry")

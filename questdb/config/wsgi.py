@@ -4,10 +4,10 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "questdb.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "questdb.config.settings")
 
 _django = get_wsgi_application()
 
-from questdb.cached_reads import CachedReadApp  # noqa: E402 (needs the apps loaded)
+from questdb.cache.hit_path import CachedReadApp  # noqa: E402 (needs the apps loaded)
 
 application = CachedReadApp(_django)

@@ -1,38 +1,27 @@
-"""Cached session payloads. Keys: `session:{id}` and `session_token:{sha256(token)}`.
+"""Cached session payloads (the bodies of the session lookups) and the hit path's routes for them.
 
-The raw token never appears in a key. Every record carries the expiry, checked
-on each hit, so a cached session is never served after it expires.
+Every record carries the expiry, checked on each hit, so a cached session is never
+served after it expires.
 """
 
-import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
-from questdb.cache import Key, lookup_cache, pack, unpack
-from questdb.cached_reads import CachedRead, api_path
+from questdb.cache.hit_path import CachedRead, api_path
+from questdb.cache.keys import Key
+from questdb.cache.records import pack, unpack
+from questdb.cache.store import lookup_cache
 from questdb.errors import Gone, NotFound
+from sessions_app.api.serializers import SessionSerializer
+from sessions_app.keys import session_key, session_token_key
 from sessions_app.models import Session
-from sessions_app.selectors import session_expired, session_get, session_get_by_token
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def session_keys(*, session_id, token: str) -> list[Key]:
-    return [Key("session", str(session_id)), session_token_key(token)]
-
-
-def invalidate_sessions(sessions: Iterable[Session]) -> None:
-    lookup_cache.invalidate([key for s in sessions for key in session_keys(session_id=s.pk, token=s.token)])
+from sessions_app.selectors import session_expired, session_get, session_get_by_token, session_not_found
 
 
 def _cached(key: Key, load: Callable[[], Session]) -> bytes:
-    from sessions_app.api.serializers import SessionSerializer
-
     refusal: list[Exception] = []
 
     def fill() -> bytes | None:
@@ -46,7 +35,7 @@ def _cached(key: Key, load: Callable[[], Session]) -> bytes:
 
     record = lookup_cache.get_or_fill(key, fill)
     if record is None:
-        raise refusal[0] if refusal else NotFound("No such session.", code="session_not_found")
+        raise refusal[0] if refusal else session_not_found()
     return serve_session(record)[0]
 
 
@@ -56,14 +45,6 @@ def serve_session(record: bytes) -> tuple[bytes, dict]:
     if meta["expires_at"] <= timezone.now().timestamp():
         raise session_expired()
     return body, {}
-
-
-def session_key(session_id) -> Key | None:
-    return Key.for_id("session", session_id)
-
-
-def session_token_key(token: str) -> Key:
-    return Key("session_token", token_digest(token))
 
 
 def _token_key(request, match) -> Key | None:
@@ -79,7 +60,7 @@ def _token_key(request, match) -> Key | None:
 def session_payload(*, session_id) -> bytes:
     key = session_key(session_id)
     if key is None:
-        raise NotFound("No such session.", code="session_not_found")
+        raise session_not_found()
     return _cached(key, lambda: session_get(session_id=key.ident))
 
 

@@ -1,8 +1,8 @@
-"""The lookup cache: keys, fills, invalidation and degradation, in one place.
+"""The lookup cache store: fills, invalidation and degradation.
 
-Keys: `{CACHE_KEY_PREFIX}:v{SHAPE_VERSION}:{family}:{ident}` hold the serialized
-payload (JSON bytes, served as-is on a hit). Beside each value key lives a stamp
-`{CACHE_KEY_PREFIX}:stamp:{family}:{ident}` that every invalidation replaces.
+Value keys (`questdb.cache.keys.Key`) hold the serialized payload (JSON bytes,
+served as is on a hit). Beside each value key lives a stamp that every
+invalidation replaces. The Lua scripts are in `lua/`.
 
 The guarantees and how they are kept:
 - After commit (`transaction.on_commit`), an invalidation deletes the value and
@@ -21,94 +21,33 @@ The guarantees and how they are kept:
 """
 
 import itertools
-import json
 import logging
 import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from prometheus_client import Counter
 
-from questdb import routing
-from questdb.identifiers import parse_uuid
+from questdb.cache.keys import Key
+from questdb.db import router as routing
 
 logger = logging.getLogger(__name__)
 
-# Bump when the serialized shape of any cached payload changes: old entries are then never read.
-SHAPE_VERSION = 1
 STAMP_TTL = 24 * 3600  # far longer than any read can take or any replica can lag
 LOCK_TTL_MS = 2000
 LOCK_WAIT_SECONDS = 0.5
 MAX_PENDING_INVALIDATIONS = 10_000
+LUA = Path(__file__).with_name("lua")
 
 EVENTS = Counter("questdb_cache_events", "Lookup cache events by key family.", ["family", "event"])
 
-# One round trip per lookup. KEYS: value, stamp, lock. ARGV: lock ttl (ms), lock token.
-# A hit returns {value}; a miss returns {false, stamp, 1 if this reader took the fill lock}.
-_LOOKUP_SCRIPT = """
-local value = redis.call('GET', KEYS[1])
-if value then return {value} end
-local stamp = redis.call('GET', KEYS[2]) or ''
-local locked = redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[1]) and 1 or 0
-return {false, stamp, locked}
-"""
-# Compare-and-set, then release the fill lock if this reader holds it.
-# KEYS: value, stamp, lock. ARGV: expected stamp ("" for none), payload, ttl, lock token ("" for none).
-_FILL_SCRIPT = """
-local filled = 0
-if (redis.call('GET', KEYS[2]) or '') == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-  filled = 1
-end
-if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
-return filled
-"""
-# KEYS: value1, stamp1, value2, stamp2, ... ARGV: lsn, nonce, stamp ttl.
-# The stamp keeps the highest WAL position any invalidation reported.
-_INVALIDATE_SCRIPT = """
-for i = 1, #KEYS, 2 do
-  local old = redis.call('GET', KEYS[i + 1])
-  local lsn = tonumber(ARGV[1])
-  if old then
-    local old_lsn = tonumber(string.match(old, '^(%d+):'))
-    if old_lsn and old_lsn > lsn then lsn = old_lsn end
-  end
-  redis.call('SET', KEYS[i + 1], string.format('%d:%s', lsn, ARGV[2]), 'EX', ARGV[3])
-  redis.call('DEL', KEYS[i])
-end
-return #KEYS / 2
-"""
-
-
-@dataclass(frozen=True)
-class Key:
-    family: str
-    ident: str
-
-    @classmethod
-    def for_id(cls, family: str, value) -> "Key | None":
-        """The key of a row by its UUID; None when `value` is not one (such an id finds nothing)."""
-        row_id = parse_uuid(value)
-        return cls(family, str(row_id)) if row_id else None
-
-    @property
-    def value(self) -> str:
-        return f"{settings.CACHE_KEY_PREFIX}:v{SHAPE_VERSION}:{self.family}:{self.ident}"
-
-    @property
-    def stamp(self) -> str:
-        return f"{settings.CACHE_KEY_PREFIX}:stamp:{self.family}:{self.ident}"
-
-    @property
-    def lock(self) -> str:
-        return f"{settings.CACHE_KEY_PREFIX}:lock:{self.family}:{self.ident}"
-
-
+# Read once at import; redis-py sends each by its SHA (EVALSHA) and loads it when Redis does not know it.
+_SCRIPTS = {name: (LUA / f"{name}.lua").read_text() for name in ("lookup", "fill", "invalidate")}
 _lock_tokens = itertools.count()
 
 
@@ -146,11 +85,7 @@ class LookupCache:
             from django_redis import get_redis_connection
 
             self._client = get_redis_connection("default")
-            self._scripts = {
-                "lookup": self._client.register_script(_LOOKUP_SCRIPT),
-                "fill": self._client.register_script(_FILL_SCRIPT),
-                "invalidate": self._client.register_script(_INVALIDATE_SCRIPT),
-            }
+            self._scripts = {name: self._client.register_script(source) for name, source in _SCRIPTS.items()}
         if (self._pending or self._pending_overflowed) and not self._replay_pending():
             return None
         return self._client
@@ -209,9 +144,9 @@ class LookupCache:
         return payload
 
     def peek(self, key: Key) -> bytes | None:
-        """The cached record for `key` if there is one; never fills, never waits."""
+        """The cached record for `key` if there is one; never fills, never waits (for the hit path)."""
         client = self.client()
-        if client is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        if client is None:
             return None
         try:
             record = client.get(key.value)
@@ -338,13 +273,3 @@ def _is_redis_error(error: Exception) -> bool:
 
 
 lookup_cache = LookupCache()
-
-
-def pack(meta: dict, body: bytes) -> bytes:
-    """A cache record: one line of JSON metadata, then the response body."""
-    return json.dumps(meta, separators=(",", ":")).encode() + b"\n" + body
-
-
-def unpack(record: bytes) -> tuple[dict, bytes]:
-    meta, _, body = record.partition(b"\n")
-    return json.loads(meta), body

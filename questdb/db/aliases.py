@@ -54,8 +54,8 @@ def _finish(config: dict, env: environ.Env, *, connect_timeout: float) -> dict:
     if config["ENGINE"] == "django.db.backends.sqlite3":
         return config
     # Django's PostgreSQL backend, counting queries and errors per alias for /metrics, with a pool check
-    # that costs no round trip (questdb/postgresql/base.py).
-    config["ENGINE"] = "questdb.postgresql"
+    # that costs no round trip (questdb/db/postgresql/base.py).
+    config["ENGINE"] = "questdb.db.postgresql"
     # Pooled connections: CONN_MAX_AGE must stay 0, the pool keeps them open.
     config["CONN_MAX_AGE"] = 0
     # Each connection is checked before it is lent, so one broken by a server restart is replaced

@@ -10,9 +10,9 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from questdb.databases import build_databases
+from questdb.db.aliases import build_databases
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env")  # optional, for local overrides
@@ -54,17 +54,17 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "questdb.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "questdb.routing.ConsistencyMiddleware",
-    "questdb.middleware.SessionMiddleware",
+    "questdb.db.middleware.ConsistencyMiddleware",
+    "questdb.api.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "questdb.middleware.AuthenticationMiddleware",
-    "questdb.middleware.MessageMiddleware",
+    "questdb.api.middleware.AuthenticationMiddleware",
+    "questdb.api.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "questdb.urls"
-WSGI_APPLICATION = "questdb.wsgi.application"
+ROOT_URLCONF = "questdb.config.urls"
+WSGI_APPLICATION = "questdb.config.wsgi.application"
 
 TEMPLATES = [
     {
@@ -86,7 +86,7 @@ TEMPLATES = [
 # DB_READ_HOST or DATABASE_REPLICA_URLS add one alias per read replica.
 DATABASES = build_databases(env, default_sqlite_path=BASE_DIR / "db.sqlite3")
 REPLICA_ALIASES = [alias for alias in DATABASES if alias != "default"]
-DATABASE_ROUTERS = ["questdb.db_router.PrimaryReplicaRouter"]
+DATABASE_ROUTERS = ["questdb.db.router.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A replica further behind than this (seconds) stops receiving reads.
@@ -115,14 +115,10 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": CACHE_KEY_PREFIX,
-            "TIMEOUT": CACHE_TTL,
             "OPTIONS": {
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
                 "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT_MS / 1000,
                 "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT_MS / 1000,
-                # Django's own cache users (throttling) must not fail when Redis does.
-                "IGNORE_EXCEPTIONS": True,
                 "CONNECTION_POOL_KWARGS": {"max_connections": env.int("REDIS_MAX_CONNECTIONS", default=50)},
             },
         }
@@ -136,13 +132,10 @@ if REDIS_URL:
                 "SENTINELS": [(host, int(port)) for host, _, port in (s.partition(":") for s in REDIS_SENTINELS)],
             }
         )
-    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = False  # questdb.cache logs once per interval instead
 else:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "TIMEOUT": CACHE_TTL,
-            "KEY_PREFIX": CACHE_KEY_PREFIX,
         }
     }
 
@@ -153,8 +146,8 @@ SESSION_TTL = env.int("SESSION_TTL", default=7 * 24 * 3600)  # seconds
 
 # --- API -------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["questdb.api_keys.APIKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["questdb.api_keys.HasScopedAPIKey"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["questdb.api.auth.APIKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["questdb.api.auth.HasScopedAPIKey"],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "questdb.api.negotiation.JSONOnly",
@@ -163,7 +156,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "questdb.api.errors.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["questdb.throttling.PerKeyThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["questdb.api.throttling.PerKeyThrottle"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 # Requests per API key, e.g. "100000/min" ("/s", "/min", "/hour", "/day"); empty turns throttling off.
@@ -258,12 +251,10 @@ STORAGES = {
 }
 # django-dbbackup: the databases questdb owns are the primary aliases; replicas are copies.
 DBBACKUP_DATABASES = [alias for alias in DATABASES if alias not in REPLICA_ALIASES]
-# questdb's own PostgreSQL backend (questdb/postgresql) is dumped with pg_dump like Django's.
-DBBACKUP_CONNECTOR_MAPPING = {"questdb.postgresql": "dbbackup.db.postgresql.PgDumpBinaryConnector"}
+# questdb's own PostgreSQL backend (questdb/db/postgresql) is dumped with pg_dump like Django's.
+DBBACKUP_CONNECTOR_MAPPING = {"questdb.db.postgresql": "dbbackup.db.postgresql.PgDumpBinaryConnector"}
 DBBACKUP_FILENAME_TEMPLATE = "questdb-{databasename}-{datetime}.{extension}"  # databasename: the alias
 DBBACKUP_DATE_FORMAT = "%Y-%m-%d-%H%M%S"
-DBBACKUP_GPG_RECIPIENT = BACKUP_GPG_RECIPIENT
-DBBACKUP_GPG_ALWAYS_TRUST = True
 DBBACKUP_SEND_EMAIL = False
 
 # --- Django boilerplate ----------------------------------------------------

@@ -4,7 +4,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
-from questdb import replicas
+from questdb.db import replicas
 
 
 @require_GET

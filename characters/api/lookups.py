@@ -1,4 +1,4 @@
-"""Cached character payloads and their invalidation. Keys: `character:{id}`, `user_characters:{user_id}`."""
+"""Cached character payloads (the bodies of the character lookups and lists) and the hit path's routes for them."""
 
 import json
 from datetime import datetime
@@ -8,20 +8,14 @@ from rest_framework.renderers import JSONRenderer
 
 from characters import selectors
 from characters.api.serializers import CharacterSerializer
+from characters.keys import character_key, characters_of_user_key
 from characters.models import Character
 from questdb.api.pagination import StandardPagination
-from questdb.cache import Key, lookup_cache, pack, unpack
-from questdb.cached_reads import CachedRead, NotServedFromCache, api_path
+from questdb.cache.hit_path import CachedRead, NotServedFromCache, api_path
+from questdb.cache.keys import Key
+from questdb.cache.records import pack, unpack
+from questdb.cache.store import lookup_cache
 from questdb.errors import InvalidInput, NotFound
-from questdb.identifiers import parse_uuid
-
-
-def character_keys(*, character_id, user_id) -> list[Key]:
-    return [Key("character", str(character_id)), Key("user_characters", str(user_id))]
-
-
-def invalidate_character(character: Character) -> None:
-    lookup_cache.invalidate(character_keys(character_id=character.pk, user_id=character.user_id))
 
 
 def _purge_epoch(character: Character) -> float | None:
@@ -34,10 +28,6 @@ def _refresh_countdown(item: dict, now: float) -> dict:
     return item
 
 
-def character_key(character_id) -> Key | None:
-    return Key.for_id("character", character_id)
-
-
 def serve_character(record: bytes) -> tuple[bytes, dict]:
     """The body and ETag of a cached character; NotFound once it is past its purge time."""
     meta, body = unpack(record)
@@ -45,7 +35,7 @@ def serve_character(record: bytes) -> tuple[bytes, dict]:
         # Pending deletion: the countdown moves, and past purge_at the character is gone.
         now = timezone.now().timestamp()
         if meta["purge_at"] <= now:
-            raise NotFound("No character with this id.", code="character_not_found")
+            raise selectors.character_not_found()
         body = JSONRenderer().render(_refresh_countdown(json.loads(body), now))
     return body, {"ETag": meta["etag"]}
 
@@ -54,7 +44,7 @@ def character_payload(*, character_id) -> tuple[bytes, dict]:
     """The character's JSON body and its headers (the ETag)."""
     key = character_key(character_id)
     if key is None:
-        raise NotFound("No character with this id.", code="character_not_found")
+        raise selectors.character_not_found()
 
     def fill() -> bytes | None:
         try:
@@ -66,7 +56,7 @@ def character_payload(*, character_id) -> tuple[bytes, dict]:
 
     record = lookup_cache.get_or_fill(key, fill)
     if record is None:
-        raise NotFound("No character with this id.", code="character_not_found")
+        raise selectors.character_not_found()
     return serve_character(record)
 
 
@@ -83,13 +73,6 @@ def serve_character_list(record: bytes) -> tuple[bytes, dict]:
     if count > StandardPagination.page_size:
         raise NotServedFromCache("more than one page")  # the view pages from the database
     return b'{"count":%d,"next":null,"previous":null,"results":%s}' % (count, body), {}
-
-
-def characters_of_user_key(user_id) -> Key:
-    user_uuid = parse_uuid(user_id)
-    if user_uuid is None:
-        raise InvalidInput("user must be a user id.", code="invalid_user", field="user")
-    return Key("user_characters", str(user_uuid))
 
 
 def characters_of_user_page(*, user_id) -> tuple[bytes, dict]:

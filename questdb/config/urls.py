@@ -5,7 +5,9 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api.views import UserViewSet
 from characters.api.views import CharacterViewSet
-from questdb import health, observability
+from questdb import observability
+from questdb.api import probes
+from questdb.api.paths import API_ROOT
 from sessions_app.api.views import SessionViewSet
 
 router = DefaultRouter(trailing_slash=True)
@@ -15,15 +17,15 @@ router.register("characters", CharacterViewSet, basename="character")
 router.register("sessions", SessionViewSet, basename="session")
 
 urlpatterns = [
-    path("api/v1/", include(router.urls)),
+    path(API_ROOT, include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "api/docs/",
         SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
         name="docs",
     ),
-    path("healthz", health.healthz, name="healthz"),
-    path("readyz", health.readyz, name="readyz"),
+    path("healthz", probes.healthz, name="healthz"),
+    path("readyz", probes.readyz, name="readyz"),
     path("metrics", observability.metrics, name="metrics"),
     path("admin/", admin.site.urls),
 ]

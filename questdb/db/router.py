@@ -1,4 +1,10 @@
-"""Per-request read routing state and the consistency token.
+"""The database router: writes to the primary, reads to a healthy, caught-up replica.
+
+The rules:
+- writes, `select_for_update` and every read inside an open transaction use the primary;
+- other reads use a replica that is reachable, within DB_REPLICA_MAX_LAG, and has
+  replayed the caller's consistency token, else the primary;
+- migrations run on the primary only.
 
 A request's reads stick to one database: the first read picks a replica that is
 healthy, not lagging and (when the caller sent `X-Consistency-Token`) has
@@ -13,9 +19,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.http import JsonResponse
 
-from questdb import replicas
+from questdb.db import replicas
+from questdb.db.aliases import REPLICA_PREFIX
 
 CONSISTENCY_HEADER = "X-Consistency-Token"
 _LSN_TEXT = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
@@ -111,44 +117,23 @@ def primary_lsn() -> int | None:
     return lsn
 
 
-def _is_database_failure(exception: Exception) -> bool:
-    from django.db import InterfaceError, OperationalError
-
-    return isinstance(exception, (OperationalError, InterfaceError))
+def _ours(alias: str | None) -> bool:
+    return alias == DEFAULT_DB_ALIAS or bool(alias and alias.startswith(REPLICA_PREFIX))
 
 
-class ConsistencyMiddleware:
-    """Reads `X-Consistency-Token`, scopes routing to the request, retries reads a dead replica broke,
-    and stamps write responses with the primary's WAL position."""
+class PrimaryReplicaRouter:
+    """Django's DATABASE_ROUTERS entry: the rules above, per model operation."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
+    def db_for_read(self, model, **hints) -> str:
+        return choose_read_alias()
 
-    def __call__(self, request):
-        header = request.headers.get(CONSISTENCY_HEADER)
-        try:
-            min_lsn = parse_lsn(header) if header else 0
-        except ValueError:
-            return JsonResponse(
-                {"code": "invalid_consistency_token", "detail": f"{CONSISTENCY_HEADER} must look like 0/16B3748."},
-                status=400,
-            )
-        with request_scope(min_lsn=min_lsn) as state:
-            response = self.get_response(request)
-            if state.wrote and response.status_code < 500:
-                lsn = state.commit_lsn if state.commit_lsn is not None else primary_lsn()
-                if lsn is not None:
-                    response[CONSISTENCY_HEADER] = format_lsn(lsn)
-        return response
+    def db_for_write(self, model, **hints) -> str:
+        note_write()
+        return DEFAULT_DB_ALIAS
 
-    def process_exception(self, request, exception):
-        state = _request.get()
-        if state is None or state.wrote or not _is_database_failure(exception):
-            return None
-        if state.pinned in (None, DEFAULT_DB_ALIAS):
-            return None
-        # The replica died under this read: skip it and answer from the primary instead.
-        replicas.monitor.mark_down(state.pinned, reason=str(exception))
-        connections[state.pinned].close()
-        state.pinned = DEFAULT_DB_ALIAS
-        return self.get_response(request)
+    def allow_relation(self, obj1, obj2, **hints) -> bool:
+        # Replicas hold the primary's rows, so objects read from any of them may relate.
+        return _ours(obj1._state.db) and _ours(obj2._state.db)
+
+    def allow_migrate(self, db, app_label, model_name=None, **hints) -> bool:
+        return db == DEFAULT_DB_ALIAS

@@ -16,7 +16,8 @@ Anything else goes to Django unchanged, which does the full work and produces ev
 error response. A hit carries the same headers as Django's answer (the security
 headers come from Django's own middleware), a request id, a log line and metrics.
 
-Each app lists its reads in `<app>/caching.py` as CACHED_READS.
+Each app lists its reads as CACHED_READS in `<app>/api/lookups.py`; the hit path finds
+them through Django's app registry, so this module names no app.
 """
 
 import io
@@ -29,6 +30,7 @@ from functools import cached_property
 from http import HTTPStatus
 from importlib import import_module
 
+from django.apps import apps
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIRequest, get_path_info
 from django.http import HttpResponse, QueryDict
@@ -36,15 +38,17 @@ from django.http.request import split_domain_port, validate_host
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.http import parse_header_parameters
+from django.utils.module_loading import module_has_submodule
 
-from questdb.api_keys import caller_from_header
-from questdb.cache import lookup_cache
+from questdb.api.auth import caller_from_header
+from questdb.api.paths import API_ROOT
+from questdb.api.throttling import within_rate
+from questdb.cache.store import lookup_cache
+from questdb.db.router import parse_lsn
 from questdb.errors import DomainError
 from questdb.observability import record_request, request_id_for
-from questdb.routing import parse_lsn
-from questdb.throttling import within_rate
 
-APPS_WITH_CACHED_READS = ("accounts", "characters", "sessions_app")
+LOOKUPS_MODULE = "api.lookups"  # where an app declares its CACHED_READS
 MAX_LOOKUP_BODY = 4096  # a lookup body is one small JSON object; larger ones go to Django
 # Response middleware whose headers do not depend on the response: a hit gets what they would add.
 FIXED_HEADER_MIDDLEWARE = (SecurityMiddleware, XFrameOptionsMiddleware)
@@ -81,7 +85,18 @@ class CachedRead:
 
 
 def api_path(pattern: str) -> re.Pattern:
-    return re.compile(rf"^/api/v1/{pattern}$")
+    return re.compile(rf"^/{re.escape(API_ROOT)}{pattern}$")
+
+
+def discover_cached_reads() -> list[CachedRead]:
+    """Every installed app's CACHED_READS, in app order."""
+    reads = []
+    for app_config in apps.get_app_configs():
+        if module_has_submodule(app_config.module, "api") and module_has_submodule(
+            import_module(f"{app_config.name}.api"), "lookups"
+        ):
+            reads += getattr(import_module(f"{app_config.name}.{LOOKUPS_MODULE}"), "CACHED_READS", [])
+    return reads
 
 
 def fixed_headers(*, secure: bool) -> list[tuple[str, str]]:
@@ -100,7 +115,7 @@ class CachedReadApp:
 
     def __init__(self, django_app: Callable) -> None:
         self.django_app = django_app
-        self.reads = [read for app in APPS_WITH_CACHED_READS for read in import_module(f"{app}.caching").CACHED_READS]
+        self.reads = discover_cached_reads()
         self.methods = {read.method for read in self.reads}
         self.headers_for = {secure: fixed_headers(secure=secure) for secure in (False, True)}
         self.valid_hosts: set[str] = set()

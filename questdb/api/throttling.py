@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from rest_framework import throttling
 
-from questdb.api_keys import Caller
-from questdb.cache import lookup_cache
+from questdb.api.auth import Caller
+from questdb.cache.store import lookup_cache
 
 SYNC_INTERVAL = 0.1
 SYNC_FRACTION = 0.05

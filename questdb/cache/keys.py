@@ -1,0 +1,34 @@
+"""Cache keys: `{CACHE_KEY_PREFIX}:v{SHAPE_VERSION}:{family}:{ident}`, with its stamp and fill lock beside it."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from questdb.identifiers import parse_uuid
+
+# Bump when the serialized shape of any cached payload changes: old entries are then never read.
+SHAPE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Key:
+    family: str
+    ident: str
+
+    @classmethod
+    def for_id(cls, family: str, value) -> "Key | None":
+        """The key of a row by its UUID; None when `value` is not one (such an id finds nothing)."""
+        row_id = parse_uuid(value)
+        return cls(family, str(row_id)) if row_id else None
+
+    @property
+    def value(self) -> str:
+        return f"{settings.CACHE_KEY_PREFIX}:v{SHAPE_VERSION}:{self.family}:{self.ident}"
+
+    @property
+    def stamp(self) -> str:
+        return f"{settings.CACHE_KEY_PREFIX}:stamp:{self.family}:{self.ident}"
+
+    @property
+    def lock(self) -> str:
+        return f"{settings.CACHE_KEY_PREFIX}:lock:{self.family}:{self.ident}"

@@ -1,0 +1,9 @@
+-- Compare-and-set, then release the fill lock if this reader holds it.
+-- KEYS: value, stamp, lock. ARGV: expected stamp ("" for none), payload, ttl, lock token ("" for none).
+local filled = 0
+if (redis.call('GET', KEYS[2]) or '') == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  filled = 1
+end
+if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
+return filled
