@@ -8,18 +8,20 @@ runs on every request, so verdicts are cached in-process for API_KEY_CACHE_SECON
 import hashlib
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
+from types import SimpleNamespace
 
+from cachetools import TLRUCache
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
-from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
+from rest_framework_api_key.permissions import KeyParser
 
 from questdb.models import Scope, ServiceAPIKey
 
 KEYWORD = "Api-Key"
 MAX_CACHED_VERDICTS = 10_000
+MAX_KEY_LENGTH = 200  # longer is no key of ours; never hash it
 
 
 @dataclass(frozen=True)
@@ -35,32 +37,34 @@ class Caller:
         return self.scope == Scope.WRITE
 
 
-class _VerdictCache:
-    def __init__(self) -> None:
-        self._entries: OrderedDict[str, tuple[float, Caller | None]] = OrderedDict()
-        self._lock = threading.Lock()
+class _Verdicts:
+    """Key digest -> Caller (or None for a refused key), each remembered API_KEY_CACHE_SECONDS."""
 
-    def get(self, digest: str):
+    def __init__(self) -> None:
+        self._cache = TLRUCache(maxsize=MAX_CACHED_VERDICTS, ttu=self._expiry, timer=time.monotonic)
+        self._lock = threading.Lock()  # cachetools' caches are not thread-safe
+
+    @staticmethod
+    def _expiry(_digest, _verdict, now: float) -> float:
+        return now + settings.API_KEY_CACHE_SECONDS
+
+    def get(self, digest: str) -> tuple[bool, Caller | None]:
         with self._lock:
-            entry = self._entries.get(digest)
-            if entry is None or entry[0] < time.monotonic():
-                return False, None
-            self._entries.move_to_end(digest)
-            return True, entry[1]
+            if digest in self._cache:
+                return True, self._cache[digest]
+            return False, None
 
     def put(self, digest: str, caller: Caller | None) -> None:
         with self._lock:
-            self._entries[digest] = (time.monotonic() + settings.API_KEY_CACHE_SECONDS, caller)
-            self._entries.move_to_end(digest)
-            while len(self._entries) > MAX_CACHED_VERDICTS:
-                self._entries.popitem(last=False)
+            self._cache[digest] = caller
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._cache.clear()
 
 
-verdicts = _VerdictCache()
+verdicts = _Verdicts()
+_key_parser = KeyParser()
 
 
 def caller_for_key(key: str) -> Caller | None:
@@ -73,11 +77,7 @@ def caller_for_key(key: str) -> Caller | None:
         api_key = ServiceAPIKey.objects.db_manager(DEFAULT_DB_ALIAS).get_from_key(key)
     except ServiceAPIKey.DoesNotExist:
         api_key = None
-    valid = (
-        api_key is not None
-        and not api_key.revoked
-        and not (api_key.expiry_date and api_key.expiry_date < timezone.now())
-    )
+    valid = api_key is not None and not api_key.has_expired  # get_from_key already leaves revoked keys out
     caller = Caller(key_id=str(api_key.pk), name=api_key.name, scope=api_key.scope) if valid else None
     # Expiring keys are cached no longer than their expiry allows.
     if not (valid and api_key.expiry_date):
@@ -85,24 +85,23 @@ def caller_for_key(key: str) -> Caller | None:
     return caller
 
 
-def _key_in(header: str) -> str | None:
-    keyword, _, key = header.partition(" ")
-    key = key.strip()
-    return key if keyword == KEYWORD and key and len(key) <= 200 else None
+def key_from(meta: dict) -> str | None:
+    """The key in a request's `Authorization: Api-Key <key>` header (WSGI environ or request.META)."""
+    key = (_key_parser.get_from_authorization(SimpleNamespace(META=meta)) or "").strip()
+    return key if 0 < len(key) <= MAX_KEY_LENGTH else None
 
 
-def caller_from_header(header: str) -> Caller | None:
-    """The caller an `Authorization` header names, or None when it names no valid key."""
-    key = _key_in(header)
+def caller_from(meta: dict) -> Caller | None:
+    """The caller a request's Authorization header names, or None when it names no valid key."""
+    key = key_from(meta)
     return caller_for_key(key) if key else None
 
 
 class APIKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
+        if not request.META.get("HTTP_AUTHORIZATION"):
             return None
-        key = _key_in(header)
+        key = key_from(request.META)
         if key is None:
             raise exceptions.AuthenticationFailed("Use 'Authorization: Api-Key <key>'.", code="invalid_api_key")
         caller = caller_for_key(key)

@@ -40,7 +40,7 @@ from django.middleware.security import SecurityMiddleware
 from django.utils.http import parse_header_parameters
 from django.utils.module_loading import module_has_submodule
 
-from questdb.api.auth import caller_from_header
+from questdb.api.auth import caller_from
 from questdb.api.paths import API_ROOT
 from questdb.api.throttling import within_rate
 from questdb.cache.store import lookup_cache
@@ -160,7 +160,7 @@ class CachedReadApp:
         read, match = self._match(environ["REQUEST_METHOD"], path)
         if read is None or not self._passes_django_checks(environ):
             return None
-        caller = caller_from_header(environ.get("HTTP_AUTHORIZATION", ""))
+        caller = caller_from(environ)
         if caller is None:
             return None
         body = self._read_body(environ)

@@ -10,18 +10,11 @@ import sqlite3
 from pathlib import Path
 
 import psycopg
+from django.db.utils import load_backend
 from psycopg import sql
 
-# OPTIONS keys that only Django understands; libpq would reject them.
-_DJANGO_ONLY_OPTIONS = {
-    "pool",
-    "server_side_binding",
-    "isolation_level",
-    "assume_role",
-    "prepare_threshold",
-    "cursor_factory",
-    "context",
-}
+# What Django's backend adds for its own cursors; a direct connection uses psycopg's plain ones.
+_DJANGO_CURSOR_PARAMS = ("cursor_factory", "context")
 
 # Relations that make a database "not empty" for a restore, and tables whose rows are counted.
 _USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' "
@@ -60,13 +53,14 @@ def describe(settings_dict: dict, dbname: str | None = None) -> str:
 
 
 def pg_connect_kwargs(settings_dict: dict, *, application_name: str, dbname: str | None = None) -> dict:
-    options = settings_dict.get("OPTIONS") or {}
-    kwargs = {key: value for key, value in options.items() if key not in _DJANGO_ONLY_OPTIONS}
-    kwargs["dbname"] = dbname or settings_dict["NAME"]
+    """libpq parameters for a database, as Django's own backend computes them (OPTIONS included)."""
+    backend = load_backend(settings_dict["ENGINE"])
+    kwargs = backend.DatabaseWrapper(settings_dict).get_connection_params()
+    for name in _DJANGO_CURSOR_PARAMS:
+        kwargs.pop(name, None)
     kwargs["application_name"] = application_name
-    for setting, keyword in (("USER", "user"), ("PASSWORD", "password"), ("HOST", "host"), ("PORT", "port")):
-        if settings_dict.get(setting):
-            kwargs[keyword] = str(settings_dict[setting])
+    if dbname:
+        kwargs["dbname"] = dbname
     return kwargs
 
 

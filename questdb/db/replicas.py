@@ -20,6 +20,7 @@ import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from questdb.db.direct import pg_connect_kwargs
 from questdb.observability import refresh_pool_gauges
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ class ReplicaState:
     reachable: bool = False
     replay_lsn: int = 0
     lag_seconds: float | None = None
-    checked_at: float = 0.0
     error: str = ""
     connection: psycopg.Connection | None = field(default=None, repr=False)
 
@@ -49,17 +49,8 @@ class ReplicaState:
 
 
 def _conninfo(alias: str, *, connect_timeout: float) -> dict:
-    config = connections[alias].settings_dict
-    return {
-        "host": config["HOST"] or None,
-        "port": config["PORT"] or None,
-        "dbname": config["NAME"],
-        "user": config["USER"] or None,
-        "password": config["PASSWORD"] or None,
-        "connect_timeout": max(1, round(connect_timeout)),
-        "application_name": "questdb-replica-monitor",
-        "autocommit": True,
-    }
+    params = pg_connect_kwargs(connections[alias].settings_dict, application_name="questdb-replica-monitor")
+    return {**params, "connect_timeout": max(1, round(connect_timeout)), "autocommit": True}
 
 
 class ReplicaMonitor:
@@ -102,7 +93,7 @@ class ReplicaMonitor:
         return {alias: state.report(max_lag) for alias, state in self._states.items()}
 
     def check_now(self) -> None:
-        """Run one check in the calling thread (tests and readiness use it)."""
+        """Run one check in the calling thread, without waiting for the monitor's next round (tests use it)."""
         self._ensure_running()
         with self._lock:
             self._check_all()
@@ -188,7 +179,7 @@ class ReplicaMonitor:
             return
         if not state.reachable:
             logger.info("replica %s is reachable again", state.alias)
-        state.reachable, state.error, state.checked_at = True, "", now
+        state.reachable, state.error = True, ""
         state.replay_lsn = int(replay)
         state.lag_seconds = self._lag(int(replay), now)
 

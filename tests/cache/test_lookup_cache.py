@@ -257,9 +257,7 @@ def test_a_burst_of_misses_on_one_key_costs_one_query(character, monkeypatch):
 def test_keys_are_versioned_by_the_payload_shape(api, character, monkeypatch):
     path = f"/api/v1/characters/{character.id}/"
     api.get(path)
-    assert Key("character", str(character.id)).value.endswith(
-        f":v{key_module.SHAPE_VERSION}:character:{character.id}"
-    )
+    assert Key("character", str(character.id)).value.endswith(f":v{key_module.SHAPE_VERSION}:character:{character.id}")
     misses = _events("character", "miss")
     monkeypatch.setattr(key_module, "SHAPE_VERSION", key_module.SHAPE_VERSION + 1)
     api.get(path)
