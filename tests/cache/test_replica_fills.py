@@ -4,7 +4,7 @@ import pytest
 
 from characters.models import Character
 from questdb.db import replicas
-from tests.routing.helpers import connect, wait_for_replay
+from tests.db.helpers import connect, wait_for_replay
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

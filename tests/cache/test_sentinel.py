@@ -10,8 +10,8 @@ from django.conf import settings as django_settings
 
 from characters.models import Character
 from questdb.cache.store import EVENTS, lookup_cache
+from tests.db.helpers import wait_until
 from tests.e2e.conftest import free_port
-from tests.routing.helpers import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.slow]
 

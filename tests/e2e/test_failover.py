@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from characters.models import Character
+from tests.db.helpers import connect, wait_for_replay, wait_until
 from tests.e2e.conftest import gunicorn
-from tests.routing.helpers import connect, wait_for_replay, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.slow]

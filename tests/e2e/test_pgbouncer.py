@@ -7,8 +7,8 @@ import psycopg
 import pytest
 from django.db import connections
 
+from tests.db.helpers import wait_until
 from tests.e2e.conftest import free_port, gunicorn
-from tests.routing.helpers import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.slow]
 

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from characters.models import Character
+from tests.db.helpers import wait_until
 from tests.e2e.conftest import gunicorn
-from tests.routing.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SECOND_PORT = 5434

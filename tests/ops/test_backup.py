@@ -492,8 +492,8 @@ def s3_storage():
     import boto3
     import requests
 
+    from tests.db.helpers import wait_until
     from tests.e2e.conftest import free_port
-    from tests.routing.helpers import wait_until
 
     port = free_port()
     binary = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")

@@ -107,7 +107,10 @@ def test_two_concurrent_migrate_locked_apply_migrations_exactly_once(scratch_dat
     assert total == distinct, "a migration was recorded twice"
     assert total == applied[0].count("Applying ")
     assert total >= 10
-    assert psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", scratch_database) == "0"
+    # pg_locks spans the whole server: count only this database's advisory locks.
+    held = "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+    held += " WHERE l.locktype = 'advisory' AND d.datname = current_database()"
+    assert psql(held, scratch_database) == "0"
 
 
 def test_migrate_locked_on_sqlite_just_migrates(tmp_path):

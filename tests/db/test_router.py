@@ -8,7 +8,7 @@ from django.db import connections, router, transaction
 from characters.models import Character
 from questdb.db import replicas
 from questdb.db.router import PrimaryReplicaRouter
-from tests.routing.helpers import connect, flush_statistics, index_scans, wait_for_replay, wait_until
+from tests.db.helpers import connect, flush_statistics, index_scans, wait_for_replay, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
