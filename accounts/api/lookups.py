@@ -10,7 +10,7 @@ from accounts.keys import email_key, user_id_key, username_key
 from accounts.models import User
 from questdb.cache.hit_path import CachedRead, api_path
 from questdb.cache.keys import Key
-from questdb.cache.records import pack, unpack
+from questdb.cache.records import Payload, pack, unpack
 from questdb.cache.store import lookup_cache
 from questdb.errors import NotFound
 
@@ -19,7 +19,7 @@ def render_user(user: User) -> bytes:
     return JSONRenderer().render(UserSerializer(user).data)
 
 
-def _cached(key: Key, load: Callable[[], User]) -> bytes:
+def _cached(key: Key, load: Callable[[], User]) -> Payload:
     def fill() -> bytes | None:
         try:
             return pack({}, render_user(load()))
@@ -29,25 +29,25 @@ def _cached(key: Key, load: Callable[[], User]) -> bytes:
     record = lookup_cache.get_or_fill(key, fill)
     if record is None:
         raise selectors.user_not_found()
-    return serve_user(record)[0]
+    return serve_user(record)
 
 
-def serve_user(record: bytes) -> tuple[bytes, dict]:
-    return unpack(record)[1], {}
+def serve_user(record: bytes) -> Payload:
+    return Payload(unpack(record)[1], {})
 
 
-def user_payload(*, user_id) -> bytes:
+def user_payload(*, user_id) -> Payload:
     key = user_id_key(user_id)
     if key is None:
         raise selectors.user_not_found()
     return _cached(key, lambda: selectors.user_get(user_id=key.ident))
 
 
-def user_payload_by_username(*, username: str) -> bytes:
+def user_payload_by_username(*, username: str) -> Payload:
     return _cached(username_key(username), lambda: selectors.user_get_by_username(username=username))
 
 
-def user_payload_by_email(*, email: str) -> bytes:
+def user_payload_by_email(*, email: str) -> Payload:
     return _cached(email_key(email), lambda: selectors.user_get_by_email(email=email))
 
 

@@ -13,7 +13,7 @@ from characters.models import Character
 from questdb.api.pagination import StandardPagination
 from questdb.cache.hit_path import CachedRead, NotServedFromCache, api_path
 from questdb.cache.keys import Key
-from questdb.cache.records import pack, unpack
+from questdb.cache.records import Payload, pack, unpack
 from questdb.cache.store import lookup_cache
 from questdb.errors import InvalidInput, NotFound
 
@@ -28,7 +28,7 @@ def _refresh_countdown(item: dict, now: float) -> dict:
     return item
 
 
-def serve_character(record: bytes) -> tuple[bytes, dict]:
+def serve_character(record: bytes) -> Payload:
     """The body and ETag of a cached character; NotFound once it is past its purge time."""
     meta, body = unpack(record)
     if meta["purge_at"] is not None:
@@ -37,10 +37,10 @@ def serve_character(record: bytes) -> tuple[bytes, dict]:
         if meta["purge_at"] <= now:
             raise selectors.character_not_found()
         body = JSONRenderer().render(_refresh_countdown(json.loads(body), now))
-    return body, {"ETag": meta["etag"]}
+    return Payload(body, {"ETag": meta["etag"]})
 
 
-def character_payload(*, character_id) -> tuple[bytes, dict]:
+def character_payload(*, character_id) -> Payload:
     """The character's JSON body and its headers (the ETag)."""
     key = character_key(character_id)
     if key is None:
@@ -60,7 +60,7 @@ def character_payload(*, character_id) -> tuple[bytes, dict]:
     return serve_character(record)
 
 
-def serve_character_list(record: bytes) -> tuple[bytes, dict]:
+def serve_character_list(record: bytes) -> Payload:
     """A user's characters in the paginated envelope, when one page holds them all."""
     meta, body = unpack(record)
     count = meta["count"]
@@ -72,10 +72,10 @@ def serve_character_list(record: bytes) -> tuple[bytes, dict]:
         body, count = JSONRenderer().render(items), len(items)
     if count > StandardPagination.page_size:
         raise NotServedFromCache("more than one page")  # the view pages from the database
-    return b'{"count":%d,"next":null,"previous":null,"results":%s}' % (count, body), {}
+    return Payload(b'{"count":%d,"next":null,"previous":null,"results":%s}' % (count, body), {})
 
 
-def characters_of_user_page(*, user_id) -> tuple[bytes, dict]:
+def characters_of_user_page(*, user_id) -> Payload:
     """A user's characters, oldest first, in the paginated envelope (NotServedFromCache if they need paging)."""
     key = characters_of_user_key(user_id)
 

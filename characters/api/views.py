@@ -67,14 +67,12 @@ class CharacterViewSet(viewsets.GenericViewSet):
         only_user_filter = set(request.query_params) <= {"user"}
         if user_id is not None and only_user_filter:
             with contextlib.suppress(NotServedFromCache):  # more than a page: page them from the database
-                body, headers = lookups.characters_of_user_page(user_id=user_id)
-                return json_body(body, headers=headers)
+                return json_body(lookups.characters_of_user_page(user_id=user_id))
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(CharacterSerializer(page, many=True).data)
 
     def retrieve(self, request, pk=None):
-        body, headers = lookups.character_payload(character_id=pk)
-        return json_body(body, headers=headers)
+        return json_body(lookups.character_payload(character_id=pk))
 
     def create(self, request):
         data = dict(_json_object(request.data))

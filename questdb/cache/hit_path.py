@@ -43,6 +43,7 @@ from django.utils.module_loading import module_has_submodule
 from questdb.api.auth import caller_from
 from questdb.api.paths import API_ROOT
 from questdb.api.throttling import within_rate
+from questdb.cache.records import Payload
 from questdb.cache.store import lookup_cache
 from questdb.db.router import parse_lsn
 from questdb.errors import DomainError
@@ -81,7 +82,7 @@ class CachedRead:
     method: str
     pattern: re.Pattern
     key: Callable  # (LookupRequest, match) -> Key | None
-    serve: Callable[[bytes], tuple[bytes, dict]]  # record -> body, headers
+    serve: Callable[[bytes], Payload]  # record -> body, headers
 
 
 def api_path(pattern: str) -> re.Pattern:

@@ -12,7 +12,7 @@ from rest_framework.renderers import JSONRenderer
 
 from questdb.cache.hit_path import CachedRead, api_path
 from questdb.cache.keys import Key
-from questdb.cache.records import pack, unpack
+from questdb.cache.records import Payload, pack, unpack
 from questdb.cache.store import lookup_cache
 from questdb.errors import Gone, NotFound
 from sessions_app.api.serializers import SessionSerializer
@@ -21,7 +21,7 @@ from sessions_app.models import Session
 from sessions_app.selectors import session_expired, session_get, session_get_by_token, session_not_found
 
 
-def _cached(key: Key, load: Callable[[], Session]) -> bytes:
+def _cached(key: Key, load: Callable[[], Session]) -> Payload:
     refusal: list[Exception] = []
 
     def fill() -> bytes | None:
@@ -36,15 +36,15 @@ def _cached(key: Key, load: Callable[[], Session]) -> bytes:
     record = lookup_cache.get_or_fill(key, fill)
     if record is None:
         raise refusal[0] if refusal else session_not_found()
-    return serve_session(record)[0]
+    return serve_session(record)
 
 
-def serve_session(record: bytes) -> tuple[bytes, dict]:
+def serve_session(record: bytes) -> Payload:
     """A cached session's body; Gone once it has expired, whatever the cache TTL."""
     meta, body = unpack(record)
     if meta["expires_at"] <= timezone.now().timestamp():
         raise session_expired()
-    return body, {}
+    return Payload(body, {})
 
 
 def _token_key(request, match) -> Key | None:
@@ -57,14 +57,14 @@ def _token_key(request, match) -> Key | None:
     return session_token_key(token) if isinstance(token, str) and 0 < len(token) <= 255 else None
 
 
-def session_payload(*, session_id) -> bytes:
+def session_payload(*, session_id) -> Payload:
     key = session_key(session_id)
     if key is None:
         raise session_not_found()
     return _cached(key, lambda: session_get(session_id=key.ident))
 
 
-def session_payload_by_token(*, token: str) -> bytes:
+def session_payload_by_token(*, token: str) -> Payload:
     return _cached(session_token_key(token), lambda: session_get_by_token(token=token))
 
 
