@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
+import gnupg
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
@@ -43,6 +44,9 @@ GPG_ERR_BAD_PASSPHRASE = 11  # libgpg-error code, in the low 16 bits of gpg's st
 # django-dbbackup logs every command line it runs at DEBUG; questdb prints its own progress.
 logging.getLogger("dbbackup").setLevel(logging.WARNING)
 logging.getLogger("dbbackup.command").setLevel(logging.WARNING)
+# python-gnupg logs key material at DEBUG and every gpg failure as a warning or a traceback;
+# questdb reports each failure in one line of its own and never shows a key.
+logging.getLogger("gnupg").setLevel(logging.CRITICAL)
 
 
 def get_storage():
@@ -173,34 +177,63 @@ def key_bytes(value: str, setting: str) -> bytes:
         ) from None
 
 
+class _CryptResult(gnupg.Crypt):
+    """python-gnupg's encrypt/decrypt result, keeping every status line as well.
+
+    Crypt keeps only the latest status text and recipient and logs ERROR lines: telling a file for another
+    key from a wrong passphrase, a tampered file or a file that is not GPG at all needs every line.
+    """
+
+    def __init__(self, gpg: gnupg.GPG) -> None:
+        super().__init__(gpg)
+        self.words: list[list[str]] = []
+
+    def handle_status(self, key: str, value: str) -> None:
+        self.words.append([key, *value.split()])
+        super().handle_status(key, value)
+
+    @property
+    def keywords(self) -> set[str]:
+        return {word[0] for word in self.words}
+
+    def values(self, keyword: str) -> list[str]:
+        """The first value of each `keyword` line."""
+        return [word[1] for word in self.words if word[0] == keyword and len(word) > 1]
+
+
 class GPG:
-    """gpg(1) in batch mode, on a throwaway GNUPGHOME holding the key from the environment, or on GNUPGHOME.
+    """gpg(1) through python-gnupg, on a throwaway GNUPGHOME holding the key in the setting `key_setting`,
+    or, when that setting is empty, on GNUPGHOME.
 
     Keys travel to gpg on its standard input, never on its command line, and are never printed.
     """
 
-    def __init__(self, *, key: str = "", key_setting: str = "", passphrase: str = "") -> None:
-        self.key = key
+    def __init__(self, *, key_setting: str, passphrase: str = "") -> None:
+        self.key = getattr(settings, key_setting)
         self.key_setting = key_setting
         self.passphrase = passphrase
         self.home: str | None = None
         self.temporary = False
+        self.result: _CryptResult | None = None
 
     def __enter__(self) -> GPG:
         if self.key:
             self.home = tempfile.mkdtemp(prefix="questdb-gnupg-")
             self.temporary = True
-            try:
-                self._import(key_bytes(self.key, self.key_setting))
-            except BaseException:
-                self.__exit__(None, None, None)
-                raise
         else:
             self.home = os.environ.get("GNUPGHOME") or None
+        try:
+            self.gnupg = self._gnupg()
+            if self.key:
+                self._import(key_bytes(self.key, self.key_setting))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc_info) -> None:
         if self.temporary and self.home:
+            # python-gnupg leaves the gpg-agent of a home it used running; this home is about to go.
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 subprocess.run(
                     ["gpgconf", "--homedir", self.home, "--kill", "all"], capture_output=True, timeout=10, check=False
@@ -213,54 +246,43 @@ class GPG:
             return f"the key in {self.key_setting}"
         return f"the keyring in {self.home or os.path.expanduser('~/.gnupg')} (GNUPGHOME)"
 
-    def run(self, args: list[str], *, stdin=None, input: bytes | None = None) -> tuple[int, list[str], str]:
-        command = ["gpg", "--batch", "--no-tty", "--status-fd", "1", "--no-greeting"]
-        if self.home:
-            command += ["--homedir", self.home]
+    def _gnupg(self) -> gnupg.GPG:
         try:
-            result = subprocess.run(
-                command + args,
-                stdin=stdin if input is None else None,
-                input=input,
-                capture_output=True,
-                check=False,
-            )
-        except FileNotFoundError:
+            # Without a key of its own, gpg finds GNUPGHOME (or ~/.gnupg) itself.
+            instance = gnupg.GPG(gnupghome=self.home if self.temporary else None, encoding="utf-8")
+        except OSError:
             raise CommandError("gpg is not installed; install GnuPG (Debian: apt-get install gnupg).") from None
-        status = [
-            line[len("[GNUPG:] ") :]
-            for line in result.stdout.decode(errors="replace").splitlines()
-            if line.startswith("[GNUPG:] ")
-        ]
-        return result.returncode, status, result.stderr.decode(errors="replace")
+        instance.buffer_size = CHUNK
+        instance.result_map = {**gnupg.GPG.result_map, "crypt": self._crypt_result}
+        return instance
+
+    def _crypt_result(self, gpg: gnupg.GPG) -> _CryptResult:
+        self.result = _CryptResult(gpg)
+        return self.result
+
+    def _crypt(self, operation: Callable[..., object], *args, **kwargs) -> _CryptResult:
+        """Run python-gnupg's encrypt_file or decrypt_file and return its result.
+
+        When gpg fails before reading all its input, python-gnupg raises the broken pipe of the thread that
+        feeds gpg instead of returning the result; gpg's status lines, which say why, are in it all the same.
+        """
+        self.result = None
+        with contextlib.suppress(BrokenPipeError):
+            operation(*args, **kwargs)
+        return self.result
 
     def _import(self, data: bytes) -> None:
         # A protected secret key is imported as it is; its passphrase is needed only to decrypt.
-        _returncode, status, _stderr = self.run(["--import"], input=data)
-        result = next((line.split() for line in status if line.startswith("IMPORT_RES ")), None)
-        imported = int(result[1]) if result else 0
-        if not imported:
+        result = self.gnupg.import_keys(data)
+        if not result.count:
             raise CommandError(f"{self.key_setting} holds no OpenPGP key that gpg could import.")
-        if self.key_setting.endswith("PRIVATE_KEY") and result and int(result[10]) == 0:
+        if self.key_setting.endswith("PRIVATE_KEY") and not result.sec_read:
             raise CommandError(f"{self.key_setting} holds no secret key (is it the public key?).")
 
     def recipient_fingerprints(self, recipient: str) -> list[str]:
-        command = ["gpg", "--batch", "--no-tty", "--with-colons"]
-        if self.home:
-            command += ["--homedir", self.home]
-        try:
-            result = subprocess.run([*command, "--list-keys", "--", recipient], capture_output=True, check=False)
-        except FileNotFoundError:
-            raise CommandError("gpg is not installed; install GnuPG (Debian: apt-get install gnupg).") from None
-        lines = result.stdout.decode(errors="replace").splitlines()
-        fingerprints = []
-        previous = ""
-        for line in lines:
-            fields = line.split(":")
-            if fields[0] == "fpr" and previous == "pub":
-                fingerprints.append(fields[9])
-            previous = fields[0]
-        if result.returncode != 0 or not fingerprints:
+        # "--": a recipient is a name to look up, never an option.
+        fingerprints = [key["fingerprint"] for key in self.gnupg.list_keys(keys=["--", recipient])]
+        if not fingerprints:
             if self.temporary:
                 raise CommandError(f"{self.key_setting} holds no key for BACKUP_GPG_RECIPIENT {recipient!r}.")
             raise CommandError(
@@ -271,62 +293,82 @@ class GPG:
 
     def encrypt(self, source, destination: str, recipients: list[str]) -> None:
         """Encrypt the open binary file `source` to `destination` for every recipient."""
-        args = ["--yes", "--trust-model", "always", "--compress-algo", "none", "--output", destination]
-        for recipient in recipients:
-            args += ["--recipient", recipient]
         source.seek(0)
-        returncode, status, stderr = self.run([*args, "--encrypt"], stdin=source)
-        if returncode != 0 or not any(line.startswith("END_ENCRYPTION") for line in status):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(destination)
-            invalid = [line.split()[2] for line in status if line.startswith("INV_RECP") and len(line.split()) > 2]
-            if invalid:
-                raise CommandError(f"gpg cannot encrypt to {', '.join(invalid)}: unusable or untrusted key.")
-            raise CommandError(f"gpg could not encrypt the backup: {_last_line(stderr)}")
-
-    def decrypt(self, source: str, destination: str, label: str) -> None:
-        """Decrypt the file at `source` into `destination`; refuse anything gpg does not fully trust."""
-        args = ["--yes", "--pinentry-mode", "loopback", "--output", destination]
-        data = None
-        if self.passphrase:
-            args += ["--passphrase-fd", "0"]
-            data = self.passphrase.encode() + b"\n"
-        returncode, status, stderr = self.run([*args, "--decrypt", source], input=data or b"")
-        words = [line.split() for line in status if line.strip()]
-        keywords = {word[0] for word in words}
-        ok = returncode == 0 and "DECRYPTION_OKAY" in keywords and not keywords & {"BADMDC", "DECRYPTION_FAILED"}
-        if ok:
+        result = self._crypt(
+            self.gnupg.encrypt_file,
+            source,
+            recipients,
+            armor=False,
+            always_trust=True,
+            output=destination,
+            extra_args=["--compress-algo", "none"],
+        )
+        if result.returncode == 0 and result.ok:
             return
         with contextlib.suppress(FileNotFoundError):
             os.remove(destination)
-        enc_to = [word[1] for word in words if word[0] == "ENC_TO" and len(word) > 1]
-        no_seckey = {word[1] for word in words if word[0] == "NO_SECKEY" and len(word) > 1}
-        if enc_to and set(enc_to) <= no_seckey:
-            raise CommandError(
+        invalid = [word[2] for word in result.words if word[0] == "INV_RECP" and len(word) > 2]
+        if invalid:
+            raise CommandError(f"gpg cannot encrypt to {', '.join(invalid)}: unusable or untrusted key.")
+        raise CommandError(f"gpg could not encrypt the backup: {_last_line(result.stderr)}")
+
+    def decrypt(self, source: str, destination: str, label: str) -> None:
+        """Decrypt the file at `source` into `destination`; refuse anything gpg does not fully trust."""
+        if self.passphrase and not self.gnupg.is_valid_passphrase(self.passphrase):
+            raise self._passphrase_error(label)  # a passphrase is one line
+        result = self._crypt(
+            self.gnupg.decrypt_file,
+            source,
+            passphrase=self.passphrase or None,
+            output=destination,
+            extra_args=["--pinentry-mode", "loopback"],  # never a pinentry, also without a passphrase
+        )
+        if result.returncode == 0 and result.ok and not result.keywords & {"BADMDC", "DECRYPTION_FAILED"}:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(destination)
+        raise self._decrypt_error(result, label)
+
+    def _decrypt_error(self, result: _CryptResult, label: str) -> CommandError:
+        """What a failed decryption's status lines say went wrong, most specific first."""
+        keywords = result.keywords
+        enc_to = result.values("ENC_TO")
+        if enc_to and set(enc_to) <= set(result.values("NO_SECKEY")):
+            return CommandError(
                 f"{label} is encrypted to another key ({', '.join(enc_to)}); no matching secret key in "
                 f"{self.keyring}. Set BACKUP_GPG_PRIVATE_KEY to the secret key of BACKUP_GPG_RECIPIENT."
             )
-        pkdecrypt = [word for word in words if word[:2] == ["ERROR", "pkdecrypt_failed"]]
+        pkdecrypt = [word for word in result.words if word[:2] == ["ERROR", "pkdecrypt_failed"]]
         codes = [int(word[2]) & 0xFFFF for word in pkdecrypt if len(word) > 2 and word[2].isdigit()]
         bad_passphrase = keywords & {"BAD_PASSPHRASE", "MISSING_PASSPHRASE"} or GPG_ERR_BAD_PASSPHRASE in codes
         if bad_passphrase or ("NEED_PASSPHRASE" in keywords and not self.passphrase):
-            problem = "is wrong" if self.passphrase else "is not set"
-            raise CommandError(
-                f"Cannot unlock the secret key for {label}: it is protected by a passphrase and "
-                f"BACKUP_GPG_PASSPHRASE {problem}."
-            )
+            return self._passphrase_error(label)
         if pkdecrypt:
-            raise CommandError(f"The secret key in {self.keyring} could not decrypt {label}: {_last_line(stderr)}")
+            return CommandError(
+                f"The secret key in {self.keyring} could not decrypt {label}: {_last_line(result.stderr)}"
+            )
         if "NODATA" in keywords and not enc_to:
-            raise CommandError(f"{label} is not a GPG-encrypted file (corrupt or not a questdb backup).")
-        raise CommandError(
+            return CommandError(f"{label} is not a GPG-encrypted file (corrupt or not a questdb backup).")
+        return CommandError(
             f"{label} failed GPG's integrity check: the file was modified or is corrupt. Refusing to restore it. "
-            f"(gpg: {_last_line(stderr)})"
+            f"(gpg: {_last_line(result.stderr)})"
+        )
+
+    def _passphrase_error(self, label: str) -> CommandError:
+        problem = "is wrong" if self.passphrase else "is not set"
+        return CommandError(
+            f"Cannot unlock the secret key for {label}: it is protected by a passphrase and "
+            f"BACKUP_GPG_PASSPHRASE {problem}."
         )
 
 
 def _last_line(text: str) -> str:
-    lines = [line.strip().removeprefix("gpg: ") for line in text.splitlines() if line.strip()]
+    """gpg's last message on its standard error, where python-gnupg also has it write its status lines."""
+    lines = [
+        line.strip().removeprefix("gpg: ")
+        for line in text.splitlines()
+        if line.strip() and not line.startswith("[GNUPG:] ")
+    ]
     return lines[-1] if lines else "no message"
 
 

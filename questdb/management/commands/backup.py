@@ -81,7 +81,7 @@ class Command(BaseCommand):
             f"({settings.BACKUP_DIR if settings.BACKUP_STORAGE == 'filesystem' else settings.BACKUP_S3_BUCKET})."
         )
         written: dict[str, str] = {}
-        with GPG(key=settings.BACKUP_GPG_PUBLIC_KEY, key_setting="BACKUP_GPG_PUBLIC_KEY") as gpg:
+        with GPG(key_setting="BACKUP_GPG_PUBLIC_KEY") as gpg:
             fingerprints = [fpr for recipient in recipients for fpr in gpg.recipient_fingerprints(recipient)]
             for alias in aliases:
                 written[alias] = self._backup(alias, storage, gpg, recipients, fingerprints)

@@ -124,11 +124,7 @@ class Command(BaseCommand):
             progress.step("Decrypting with GPG")
             compressed = os.path.join(workdir, "backup.gz")
             with (
-                GPG(
-                    key=settings.BACKUP_GPG_PRIVATE_KEY,
-                    key_setting="BACKUP_GPG_PRIVATE_KEY",
-                    passphrase=settings.BACKUP_GPG_PASSPHRASE,
-                ) as gpg,
+                GPG(key_setting="BACKUP_GPG_PRIVATE_KEY", passphrase=settings.BACKUP_GPG_PASSPHRASE) as gpg,
                 progress.ticking("decrypting"),
             ):
                 gpg.decrypt(encrypted, compressed, name)
