@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import gnupg
+from dbbackup.storage import get_storage as dbbackup_storage
+from dbbackup.utils import bytes_to_str, filename_generate
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
@@ -51,8 +52,6 @@ logging.getLogger("gnupg").setLevel(logging.CRITICAL)
 
 def get_storage():
     """django-dbbackup's storage wrapper around STORAGES["dbbackup"], with a clear error if it cannot load."""
-    from dbbackup.storage import get_storage as dbbackup_storage
-
     try:
         return dbbackup_storage()
     except (ImportError, ImproperlyConfigured) as error:
@@ -60,27 +59,8 @@ def get_storage():
         raise CommandError(f"Cannot open the {settings.BACKUP_STORAGE} backup storage: {error}{hint}") from None
 
 
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def backup_prefix(alias: str) -> str:
     """File-name prefix of an alias's backups, from DBBACKUP_FILENAME_TEMPLATE (e.g. "questdb-default-")."""
-    from dbbackup.utils import filename_generate
-
     return filename_generate("x", database_name=alias, wildcard="\0").split("\0")[0]
 
 
@@ -116,7 +96,6 @@ class Progress:
         self.total = total
         self.label = f"{label} " if label else ""
         self.number = 0
-        self.started = time.monotonic()
         self.interval = float(settings.BACKUP_PROGRESS_INTERVAL)
         self.lock = threading.Lock()
 
@@ -132,9 +111,6 @@ class Progress:
     def detail(self, message: str) -> None:
         self.write(f"      {message}")
 
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
     @contextlib.contextmanager
     def ticking(self, activity: str, size: Callable[[], int] | None = None) -> Iterator[None]:
         stop = threading.Event()
@@ -145,7 +121,7 @@ class Progress:
                 extra = ""
                 if size is not None:
                     with contextlib.suppress(OSError):
-                        extra = f", {human_size(size())} so far"
+                        extra = f", {bytes_to_str(size())} so far"
                 self.detail(f"... still {activity} ({time.monotonic() - started:.0f}s{extra})")
 
         thread = threading.Thread(target=tick, name="questdb-backup-progress", daemon=True)

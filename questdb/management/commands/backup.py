@@ -11,6 +11,7 @@ name). Run it daily; docs/operations.md has the cron line and a Kubernetes CronJ
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -41,8 +42,6 @@ from questdb.ops.backups import (
     backup_prefix,
     date_of,
     get_storage,
-    human_size,
-    sha256_of,
     write_manifest,
 )
 
@@ -124,10 +123,11 @@ class Command(BaseCommand):
             compressed.close()
             name += ".gpg"
             size = os.path.getsize(encrypted)
-            checksum = sha256_of(encrypted)
 
-            progress.step(f"Storing {name} ({human_size(size)}) and its manifest")
+            progress.step(f"Storing {name} ({dbbackup_utils.bytes_to_str(size)}) and its manifest")
             with progress.ticking("uploading"), open(encrypted, "rb") as handle:
+                checksum = hashlib.file_digest(handle, "sha256").hexdigest()
+                handle.seek(0)
                 stored = storage.storage.save(name, File(handle, name=name))
             manifest = {
                 "format": MANIFEST_FORMAT,

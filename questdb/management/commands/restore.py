@@ -14,6 +14,7 @@ Any failure exits 1 with one line that names the problem.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import shutil
 import tempfile
@@ -40,13 +41,12 @@ from questdb.db.direct import (
     sqlite_row_counts,
 )
 from questdb.ops.backups import (
+    CHUNK,
     GPG,
     Progress,
     get_storage,
-    human_size,
     list_backups,
     read_manifest,
-    sha256_of,
 )
 
 STEPS = 7
@@ -110,11 +110,13 @@ class Command(BaseCommand):
                 storage.read_file(name) as remote,
                 open(encrypted, "wb") as local,
             ):
-                copyfileobj(remote, local, 1024 * 1024)
-            progress.detail(f"{human_size(os.path.getsize(encrypted))}, made {manifest.get('created_at', '?')}")
+                copyfileobj(remote, local, CHUNK)
+            size = dbbackup_utils.bytes_to_str(os.path.getsize(encrypted))
+            progress.detail(f"{size}, made {manifest.get('created_at', '?')}")
 
             progress.step("Verifying the SHA-256 recorded in the manifest")
-            checksum = sha256_of(encrypted)
+            with open(encrypted, "rb") as handle:
+                checksum = hashlib.file_digest(handle, "sha256").hexdigest()
             if checksum != manifest["sha256"]:
                 raise CommandError(
                     f"{name} is corrupt or was tampered with: its SHA-256 is {checksum}, the manifest recorded "
