@@ -59,6 +59,14 @@ def get_storage():
         raise CommandError(f"Cannot open the {settings.BACKUP_STORAGE} backup storage: {error}{hint}") from None
 
 
+def check_primary_alias(alias: str, *, replica_error: str) -> None:
+    """Refuse an alias that DATABASES does not know, and (with `replica_error`) a read replica's."""
+    if alias not in settings.DATABASES:
+        raise CommandError(f"Unknown database alias {alias!r}; known: {', '.join(settings.DATABASES)}.")
+    if alias in settings.REPLICA_ALIASES:
+        raise CommandError(replica_error)
+
+
 def backup_prefix(alias: str) -> str:
     """File-name prefix of an alias's backups, from DBBACKUP_FILENAME_TEMPLATE (e.g. "questdb-default-")."""
     return filename_generate("x", database_name=alias, wildcard="\0").split("\0")[0]

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
+from typing import IO
 
 import psycopg
 from dbbackup import settings as dbbackup_settings
@@ -40,6 +41,7 @@ from questdb.ops.backups import (
     MANIFEST_FORMAT,
     Progress,
     backup_prefix,
+    check_primary_alias,
     date_of,
     get_storage,
     write_manifest,
@@ -63,10 +65,9 @@ class Command(BaseCommand):
     def handle(self, *args, databases: list[str] | None, no_prune: bool, **options) -> None:
         aliases = databases or list(settings.DBBACKUP_DATABASES)
         for alias in aliases:
-            if alias not in settings.DATABASES:
-                raise CommandError(f"Unknown database alias {alias!r}; known: {', '.join(settings.DATABASES)}.")
-            if alias in settings.REPLICA_ALIASES:
-                raise CommandError(f"{alias!r} is a read replica, a copy of the primary; back up the primary instead.")
+            check_primary_alias(
+                alias, replica_error=f"{alias!r} is a read replica, a copy of the primary; back up the primary instead."
+            )
         recipients = [r.strip() for r in settings.BACKUP_GPG_RECIPIENT.split(",") if r.strip()]
         if not recipients:
             raise CommandError(
@@ -93,42 +94,14 @@ class Command(BaseCommand):
 
     def _backup(self, alias: str, storage, gpg: GPG, recipients: list[str], fingerprints: list[str]) -> str:
         connector = get_connector(alias)
-        database = connector.settings
         progress = Progress(self, STEPS, label=alias)
         name = connector.generate_filename()
         workdir = tempfile.mkdtemp(prefix="questdb-backup-", dir=dbbackup_settings.TMP_DIR)
         try:
-            with self._snapshot(database, progress) as (tables, snapshot, server_version):
-                if snapshot:
-                    connector.dump_suffix = f"--snapshot={snapshot}"
-                progress.step(f"Dumping {describe(database)} with {connector.__class__.__name__}")
-                with progress.ticking("dumping"):
-                    try:
-                        dump = connector.create_dump()
-                    except CommandConnectorError as error:
-                        raise CommandError(f"Dumping {describe(database)} failed: {str(error).strip()}") from None
-            dump_size = dbbackup_utils.handle_size(dump)
-            progress.detail(f"dump: {dump_size}")
-
-            progress.step("Compressing (gzip)")
-            with progress.ticking("compressing"):
-                compressed, name = dbbackup_utils.compress_file(dump, name)
-            dump.close()
-            progress.detail(f"compressed: {dbbackup_utils.handle_size(compressed)}")
-
-            progress.step(f"Encrypting with GPG to {', '.join(recipients)}")
+            dump, tables, snapshot, server_version = self._dump(connector, progress)
             encrypted = os.path.join(workdir, "backup.gpg")
-            with progress.ticking("encrypting", size=lambda: os.path.getsize(encrypted)):
-                gpg.encrypt(compressed, encrypted, recipients)
-            compressed.close()
-            name += ".gpg"
-            size = os.path.getsize(encrypted)
-
-            progress.step(f"Storing {name} ({dbbackup_utils.bytes_to_str(size)}) and its manifest")
-            with progress.ticking("uploading"), open(encrypted, "rb") as handle:
-                checksum = hashlib.file_digest(handle, "sha256").hexdigest()
-                handle.seek(0)
-                stored = storage.storage.save(name, File(handle, name=name))
+            name = self._compress_and_encrypt(dump, name, encrypted, gpg, recipients, progress)
+            stored, size, checksum = self._store(storage, encrypted, name, progress)
             manifest = {
                 "format": MANIFEST_FORMAT,
                 # django-dbbackup's metadata keys, so that its dbrestore can check this backup too.
@@ -136,7 +109,7 @@ class Command(BaseCommand):
                 "connector": f"{connector.__module__}.{connector.__class__.__name__}",
                 "file": stored,
                 "alias": alias,
-                "database": os.path.basename(str(database["NAME"])),
+                "database": os.path.basename(str(connector.settings["NAME"])),
                 "server_version": server_version,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "size": size,
@@ -154,6 +127,47 @@ class Command(BaseCommand):
             return stored
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def _dump(self, connector, progress: Progress) -> tuple[IO[bytes], list[dict], str | None, str]:
+        """The dump, the row counts it must restore to, its snapshot and the server's version."""
+        database = connector.settings
+        with self._snapshot(database, progress) as (tables, snapshot, server_version):
+            if snapshot:
+                connector.dump_suffix = f"--snapshot={snapshot}"
+            progress.step(f"Dumping {describe(database)} with {connector.__class__.__name__}")
+            with progress.ticking("dumping"):
+                try:
+                    dump = connector.create_dump()
+                except CommandConnectorError as error:
+                    raise CommandError(f"Dumping {describe(database)} failed: {str(error).strip()}") from None
+        progress.detail(f"dump: {dbbackup_utils.handle_size(dump)}")
+        return dump, tables, snapshot, server_version
+
+    def _compress_and_encrypt(
+        self, dump: IO[bytes], name: str, encrypted: str, gpg: GPG, recipients: list[str], progress: Progress
+    ) -> str:
+        """gzip the dump and encrypt it into the file `encrypted`; returns the stored name (.gz.gpg)."""
+        progress.step("Compressing (gzip)")
+        with progress.ticking("compressing"):
+            compressed, name = dbbackup_utils.compress_file(dump, name)
+        dump.close()
+        progress.detail(f"compressed: {dbbackup_utils.handle_size(compressed)}")
+
+        progress.step(f"Encrypting with GPG to {', '.join(recipients)}")
+        with progress.ticking("encrypting", size=lambda: os.path.getsize(encrypted)):
+            gpg.encrypt(compressed, encrypted, recipients)
+        compressed.close()
+        return name + ".gpg"
+
+    def _store(self, storage, encrypted: str, name: str, progress: Progress) -> tuple[str, int, str]:
+        """Store the encrypted file; returns its stored name, its size and its SHA-256."""
+        size = os.path.getsize(encrypted)
+        progress.step(f"Storing {name} ({dbbackup_utils.bytes_to_str(size)}) and its manifest")
+        with progress.ticking("uploading"), open(encrypted, "rb") as handle:
+            checksum = hashlib.file_digest(handle, "sha256").hexdigest()
+            handle.seek(0)
+            stored = storage.storage.save(name, File(handle, name=name))
+        return stored, size, checksum
 
     @contextlib.contextmanager
     def _snapshot(self, database: dict, progress: Progress):

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import zlib
 from shutil import copyfileobj
+from typing import IO
 
 import psycopg
 from dbbackup import settings as dbbackup_settings
@@ -44,6 +45,7 @@ from questdb.ops.backups import (
     CHUNK,
     GPG,
     Progress,
+    check_primary_alias,
     get_storage,
     list_backups,
     read_manifest,
@@ -73,22 +75,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, name, latest, list_only, database, target_database, **options) -> None:
         alias = database
-        if alias not in settings.DATABASES:
-            raise CommandError(f"Unknown database alias {alias!r}; known: {', '.join(settings.DATABASES)}.")
-        if alias in settings.REPLICA_ALIASES:
-            raise CommandError(f"{alias!r} is a read replica (read-only); restore into a primary alias.")
+        check_primary_alias(
+            alias, replica_error=f"{alias!r} is a read replica (read-only); restore into a primary alias."
+        )
         source = connections[alias].settings_dict
         storage = get_storage()
         if list_only:
             self._list(storage, alias)
             return
-        if bool(name) == bool(latest):
-            raise CommandError("Name one backup to restore, or pass --latest (not both).")
-        if latest:
-            backups = list_backups(storage, alias)
-            if not backups:
-                raise CommandError(f"No backup of {alias!r} in the backup storage.")
-            name = backups[-1]
+        name = self._chosen_backup(storage, alias, name, latest)
         target = target_database or source["NAME"]
         progress = Progress(self, STEPS)
 
@@ -102,44 +97,9 @@ class Command(BaseCommand):
             raise CommandError(f"{name} is a {manifest['engine']} backup; {alias!r} uses {source['ENGINE']}.")
         workdir = tempfile.mkdtemp(prefix="questdb-restore-", dir=dbbackup_settings.TMP_DIR)
         try:
-            encrypted = os.path.join(workdir, "backup.gpg")
-            if not storage.storage.exists(name):
-                raise CommandError(f"No backup named {name} in the backup storage (see restore --list).")
-            with (
-                progress.ticking("downloading", size=lambda: os.path.getsize(encrypted)),
-                storage.read_file(name) as remote,
-                open(encrypted, "wb") as local,
-            ):
-                copyfileobj(remote, local, CHUNK)
-            size = dbbackup_utils.bytes_to_str(os.path.getsize(encrypted))
-            progress.detail(f"{size}, made {manifest.get('created_at', '?')}")
-
-            progress.step("Verifying the SHA-256 recorded in the manifest")
-            with open(encrypted, "rb") as handle:
-                checksum = hashlib.file_digest(handle, "sha256").hexdigest()
-            if checksum != manifest["sha256"]:
-                raise CommandError(
-                    f"{name} is corrupt or was tampered with: its SHA-256 is {checksum}, the manifest recorded "
-                    f"{manifest['sha256']}. Refusing to restore it."
-                )
-
-            progress.step("Decrypting with GPG")
-            compressed = os.path.join(workdir, "backup.gz")
-            with (
-                GPG(key_setting="BACKUP_GPG_PRIVATE_KEY", passphrase=settings.BACKUP_GPG_PASSPHRASE) as gpg,
-                progress.ticking("decrypting"),
-            ):
-                gpg.decrypt(encrypted, compressed, name)
-            os.remove(encrypted)
-
-            progress.step("Decompressing")
-            try:
-                with open(compressed, "rb") as handle:
-                    dump, _ = dbbackup_utils.uncompress_file(handle, name.removesuffix(".gpg"))
-            except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as error:
-                raise CommandError(f"{name} does not decompress ({error}): corrupt. Refusing to restore it.") from None
-            os.remove(compressed)
-            progress.detail(f"dump: {dbbackup_utils.handle_size(dump)}")
+            encrypted = self._download(storage, name, manifest, workdir, progress)
+            compressed = self._decrypt(encrypted, name, progress)
+            dump = self._decompress(compressed, name, progress)
 
             progress.step(f"Restoring into {describe(source, target)}")
             with progress.ticking("restoring"):
@@ -150,6 +110,64 @@ class Command(BaseCommand):
 
         progress.step("Comparing every table's row count with the manifest")
         self._verify(source, target, manifest, name)
+
+    def _chosen_backup(self, storage, alias: str, name: str | None, latest: bool) -> str:
+        if bool(name) == bool(latest):
+            raise CommandError("Name one backup to restore, or pass --latest (not both).")
+        if name:
+            return name
+        backups = list_backups(storage, alias)
+        if not backups:
+            raise CommandError(f"No backup of {alias!r} in the backup storage.")
+        return backups[-1]
+
+    def _download(self, storage, name: str, manifest: dict, workdir: str, progress: Progress) -> str:
+        """Fetch the backup into `workdir` and check it against the manifest's SHA-256; returns its path."""
+        encrypted = os.path.join(workdir, "backup.gpg")
+        if not storage.storage.exists(name):
+            raise CommandError(f"No backup named {name} in the backup storage (see restore --list).")
+        with (
+            progress.ticking("downloading", size=lambda: os.path.getsize(encrypted)),
+            storage.read_file(name) as remote,
+            open(encrypted, "wb") as local,
+        ):
+            copyfileobj(remote, local, CHUNK)
+        size = dbbackup_utils.bytes_to_str(os.path.getsize(encrypted))
+        progress.detail(f"{size}, made {manifest.get('created_at', '?')}")
+
+        progress.step("Verifying the SHA-256 recorded in the manifest")
+        with open(encrypted, "rb") as handle:
+            checksum = hashlib.file_digest(handle, "sha256").hexdigest()
+        if checksum != manifest["sha256"]:
+            raise CommandError(
+                f"{name} is corrupt or was tampered with: its SHA-256 is {checksum}, the manifest recorded "
+                f"{manifest['sha256']}. Refusing to restore it."
+            )
+        return encrypted
+
+    def _decrypt(self, encrypted: str, name: str, progress: Progress) -> str:
+        """Decrypt the downloaded file beside it, then delete it; returns the decrypted file's path."""
+        progress.step("Decrypting with GPG")
+        compressed = os.path.join(os.path.dirname(encrypted), "backup.gz")
+        with (
+            GPG(key_setting="BACKUP_GPG_PRIVATE_KEY", passphrase=settings.BACKUP_GPG_PASSPHRASE) as gpg,
+            progress.ticking("decrypting"),
+        ):
+            gpg.decrypt(encrypted, compressed, name)
+        os.remove(encrypted)
+        return compressed
+
+    def _decompress(self, compressed: str, name: str, progress: Progress) -> IO[bytes]:
+        """The dump inside the decrypted file, which is then deleted."""
+        progress.step("Decompressing")
+        try:
+            with open(compressed, "rb") as handle:
+                dump, _ = dbbackup_utils.uncompress_file(handle, name.removesuffix(".gpg"))
+        except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+            raise CommandError(f"{name} does not decompress ({error}): corrupt. Refusing to restore it.") from None
+        os.remove(compressed)
+        progress.detail(f"dump: {dbbackup_utils.handle_size(dump)}")
+        return dump
 
     def _list(self, storage, alias: str) -> None:
         backups = list_backups(storage, alias)
