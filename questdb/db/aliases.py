@@ -111,6 +111,8 @@ def connect_as(alias: str, url: str) -> None:
     connection.settings_dict.update(credentials)
     options = connection.settings_dict.setdefault("OPTIONS", {})
     options.pop("assume_role", None)
+    # A one-shot command needs no pool (and Django's pool loses connections that SET ROLE on open).
+    options.pop("pool", None)
     if assume_role:
         options["assume_role"] = assume_role
 

@@ -167,6 +167,15 @@ def test_migrate_locked_as_the_owner_grants_the_identity_tables(roles):
     assert owners == roles.names["owner"]
 
 
+def test_migrate_locked_can_log_in_as_a_member_and_act_as_the_owner(roles):
+    """DB_OWNER_LOGIN=false: an administrator logs in and `SET ROLE`s the owner (`?assume_role=`)."""
+    owner_url = f"{roles.url()}?assume_role={roles.names['owner']}"
+    result = roles.manage("migrate_locked", database_url=roles.url("runtime"), DATABASE_OWNER_URL=owner_url)
+    output = _ok(result)
+    assert "No migrations to apply." in output
+    assert "Grants of questdb's roles: 0 statement(s)." in output  # printed only when acting as the owner
+
+
 # --- the runtime role -----------------------------------------------------------------------
 
 
