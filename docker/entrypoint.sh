@@ -4,6 +4,8 @@
 # With no arguments it serves the app: wait (bounded) for the primary, apply
 # migrations under a PostgreSQL advisory lock (so that several app containers
 # starting at once migrate exactly once), then replace itself with gunicorn.
+# Migrations connect as the owner role (DATABASE_OWNER_URL, default DATABASE_URL);
+# gunicorn serves as DATABASE_URL's role, the runtime role (README "Database roles").
 # With arguments it runs them instead, e.g. `python manage.py backup`.
 #
 # Environment:

@@ -96,6 +96,24 @@ DB_REPLICA_CHECK_INTERVAL = env.float("DB_REPLICA_CHECK_INTERVAL", default=0.5)
 # Connect timeout (seconds) for replicas: the most a dead replica can cost a request.
 DB_REPLICA_CONNECT_TIMEOUT = env.float("DB_REPLICA_CONNECT_TIMEOUT", default=1.0)
 
+# --- Database roles (README "Database roles"; `manage.py db_roles` creates them) --------
+# DATABASE_URL is the runtime role that serves. Migrations (migrate_locked) and restores connect with
+# DATABASE_OWNER_URL, backups with BACKUP_DATABASE_URL; both default to DATABASE_URL (one URL does all).
+DATABASE_OWNER_URL = env.str("DATABASE_OWNER_URL", default="")
+BACKUP_DATABASE_URL = env.str("BACKUP_DATABASE_URL", default="")
+# The roles db_roles keeps, and their passwords (empty: a new role gets none, an existing one keeps its own).
+DB_OWNER_ROLE = env.str("DB_OWNER_ROLE", default="questdb_owner")
+DB_OWNER_PASSWORD = env.str("DB_OWNER_PASSWORD", default="")
+DB_OWNER_LOGIN = env.bool("DB_OWNER_LOGIN", default=True)  # false: NOLOGIN, migrations then run as a member
+DB_RUNTIME_ROLE = env.str("DB_RUNTIME_ROLE", default="questdb_app")
+DB_RUNTIME_PASSWORD = env.str("DB_RUNTIME_PASSWORD", default="")
+DB_IDENTITY_ROLE = env.str("DB_IDENTITY_ROLE", default="questdb_identity")
+DB_IDENTITY_PASSWORD = env.str("DB_IDENTITY_PASSWORD", default="")
+DB_READONLY_ROLE = env.str("DB_READONLY_ROLE", default="questdb_readonly")
+DB_READONLY_PASSWORD = env.str("DB_READONLY_PASSWORD", default="")
+DB_BACKUP_ROLE = env.str("DB_BACKUP_ROLE", default="questdb_backup")
+DB_BACKUP_PASSWORD = env.str("DB_BACKUP_PASSWORD", default="")
+
 # --- Cache -----------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 # Redis behind Sentinel: "host:port" of each Sentinel, and the monitored service's name.

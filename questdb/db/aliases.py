@@ -41,10 +41,15 @@ def _replica_configs(env: environ.Env, primary: dict) -> list[dict]:
     if urls:
         return [environ.Env.db_url_config(url) for url in urls]
     hosts = env.list("DB_READ_HOST", default=[])
+    # The replicas' readers may log in as another role (the read-only one) than the primary's.
+    credentials = {}
+    if env.str("DB_READ_USER", default=""):
+        credentials = {"USER": env.str("DB_READ_USER"), "PASSWORD": env.str("DB_READ_PASSWORD", default="")}
     configs = []
     for entry in hosts:
         host, _, port = entry.partition(":")
-        configs.append({**primary, "HOST": host, "PORT": int(port) if port else primary.get("PORT") or 5432})
+        port = int(port) if port else primary.get("PORT") or 5432
+        configs.append({**primary, **credentials, "HOST": host, "PORT": port})
     return configs
 
 
@@ -86,3 +91,35 @@ def build_databases(env: environ.Env, *, default_sqlite_path: Path) -> dict:
         config["TEST"] = {"NAME": databases[PRIMARY].get("TEST", {}).get("NAME")}
         databases[f"{REPLICA_PREFIX}{number}"] = config
     return databases
+
+
+def connect_as(alias: str, url: str) -> None:
+    """Point `alias` at another role's URL (DATABASE_OWNER_URL, BACKUP_DATABASE_URL) for the rest of the process.
+
+    Operations commands call it before they open any connection; an empty URL keeps the alias as it is.
+    """
+    if not url:
+        return
+    from django.db import connections
+
+    connection = connections[alias]
+    connection.close()
+    if hasattr(connection, "close_pool"):
+        connection.close_pool()
+    credentials = role_credentials(url)
+    assume_role = credentials.pop("ASSUME_ROLE")
+    connection.settings_dict.update(credentials)
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    options.pop("assume_role", None)
+    # A one-shot command needs no pool (and Django's pool loses connections that SET ROLE on open).
+    options.pop("pool", None)
+    if assume_role:
+        options["assume_role"] = assume_role
+
+
+def role_credentials(url: str) -> dict:
+    """NAME, USER, PASSWORD, HOST, PORT of a database URL, and its `?assume_role=` (SET ROLE after login)."""
+    config = environ.Env.db_url_config(url)
+    credentials = {key: config.get(key, "") for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")}
+    credentials["ASSUME_ROLE"] = (config.get("OPTIONS") or {}).get("assume_role", "")
+    return credentials

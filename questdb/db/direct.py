@@ -75,7 +75,13 @@ def pg_connect(
     kwargs = pg_connect_kwargs(settings_dict, application_name=application_name, dbname=dbname)
     if connect_timeout is not None:
         kwargs["connect_timeout"] = max(1, round(connect_timeout))
-    return psycopg.connect(**kwargs, autocommit=autocommit)
+    connection = psycopg.connect(**kwargs, autocommit=autocommit)
+    # As Django does for OPTIONS["assume_role"]: log in as a member, then act as the role.
+    if assume_role := (settings_dict.get("OPTIONS") or {}).get("assume_role"):
+        connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(assume_role)))
+        if not autocommit:
+            connection.commit()
+    return connection
 
 
 def first_line(error: BaseException) -> str:

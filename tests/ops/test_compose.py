@@ -21,12 +21,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from django.conf import settings
 
 from tests.ops.support import require
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = REPO_ROOT / "docker-compose.yml"
-SERVICES = {"primary", "replica", "redis", "app", "backup"}
+SERVICES = {"primary", "replica", "redis", "db-roles", "app", "backup"}
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +100,49 @@ def test_app_is_wired_to_primary_replica_and_redis(services):
     assert env["DB_READ_HOST"].split(":")[0] == "replica"
     assert urlsplit(env["REDIS_URL"]).hostname == "redis"
     assert env["QUESTDB_ENV"] == "production"
+
+
+def _role_url(env: dict, variable: str = "DATABASE_URL"):
+    url = urlsplit(env[variable])
+    assert url.hostname == "primary"
+    assert url.path == "/questdb"
+    return url
+
+
+def test_each_process_logs_in_as_its_own_role_never_the_superuser(services):
+    superuser = _environment(services["primary"])["POSTGRES_USER"]
+    app, backup = _environment(services["app"]), _environment(services["backup"])
+    assert _role_url(app).username == settings.DB_RUNTIME_ROLE
+    assert _role_url(app, "DATABASE_OWNER_URL").username == settings.DB_OWNER_ROLE
+    assert app["DB_READ_USER"] == settings.DB_READONLY_ROLE
+    assert _role_url(backup).username == settings.DB_BACKUP_ROLE
+    assert "DATABASE_OWNER_URL" not in backup
+    for env in (app, backup):
+        assert superuser not in {urlsplit(value).username for key, value in env.items() if key.endswith("_URL")}
+
+
+def test_the_roles_job_runs_as_the_superuser_before_the_app_and_the_backup(services):
+    job = services["db-roles"]
+    assert _as_list(job["command"])[-2:] == ["manage.py", "db_roles"]
+    assert job.get("restart", "no") == "no"
+    env = _environment(job)
+    assert _role_url(env).username == _environment(services["primary"])["POSTGRES_USER"]
+    assert job["depends_on"]["primary"]["condition"] == "service_healthy"
+    for name in ("app", "backup"):
+        assert services[name]["depends_on"]["db-roles"]["condition"] == "service_completed_successfully"
+
+
+def test_the_roles_job_sets_the_passwords_the_services_log_in_with(services):
+    job = _environment(services["db-roles"])
+    app, backup = _environment(services["app"]), _environment(services["backup"])
+    assert job["DB_RUNTIME_PASSWORD"] == urlsplit(app["DATABASE_URL"]).password
+    assert job["DB_OWNER_PASSWORD"] == urlsplit(app["DATABASE_OWNER_URL"]).password
+    assert job["DB_READONLY_PASSWORD"] == app["DB_READ_PASSWORD"]
+    assert job["DB_BACKUP_PASSWORD"] == urlsplit(backup["DATABASE_URL"]).password
+    assert job["DB_IDENTITY_PASSWORD"]
+    passwords = [job[f"DB_{kind}_PASSWORD"] for kind in ("OWNER", "RUNTIME", "IDENTITY", "READONLY", "BACKUP")]
+    assert len(set(passwords)) == len(passwords)
+    assert all(re.fullmatch(r"\$\{QUESTDB_\w+_PASSWORD:-[\w-]+-dev-only\}", value) for value in passwords)
 
 
 def test_secret_key_comes_from_the_environment_with_a_clear_placeholder(services):

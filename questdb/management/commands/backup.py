@@ -5,7 +5,8 @@ count the rows of every table and dump with django-dbbackup's connector (pg_dump
 --format=custom) in one exported snapshot, gzip, encrypt with GPG to
 BACKUP_GPG_RECIPIENT, store in the backup storage with a JSON manifest (row counts,
 SHA-256). Then delete backups older than BACKUP_RETENTION_DAYS (by the date in their
-name). Run it daily; docs/operations.md has the cron line and a Kubernetes CronJob.
+name). It connects with BACKUP_DATABASE_URL (default: DATABASE_URL), the backup role.
+Run it daily; docs/operations.md has the cron line and a Kubernetes CronJob.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from dbbackup.db.exceptions import CommandConnectorError
 from django.conf import settings
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS
 
+from questdb.db.aliases import connect_as
 from questdb.db.direct import (
     describe,
     first_line,
@@ -63,6 +66,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-prune", action="store_true", help="Do not delete backups older than the retention.")
 
     def handle(self, *args, databases: list[str] | None, no_prune: bool, **options) -> None:
+        # The backup role: SELECT on every table and sequence, nothing more (docs/operations.md).
+        connect_as(DEFAULT_DB_ALIAS, settings.BACKUP_DATABASE_URL)
         aliases = databases or list(settings.DBBACKUP_DATABASES)
         for alias in aliases:
             check_primary_alias(

@@ -4,15 +4,22 @@ Several app containers may start at once; each runs this before gunicorn. The fi
 one to take the session-level advisory lock migrates, the others wait for it and then
 find nothing to do. The lock lives on a dedicated connection, so it is released when
 the command ends, or when its process dies (the server drops the session).
+
+It connects with DATABASE_OWNER_URL (default: DATABASE_URL) and refuses a role that cannot create tables
+(the runtime role). Run as the owner role, it then grants questdb's roles their privileges on the tables
+the migrations created (the identity tables are granted one by one; questdb/db/roles.py).
 """
 
 import time
 
 import psycopg
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from questdb.db import roles
+from questdb.db.aliases import connect_as
 from questdb.db.direct import describe, first_line, is_postgresql, pg_connect
 
 # An arbitrary constant (bigint) that names "questdb schema migrations" among advisory locks.
@@ -42,6 +49,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, database: str, lock_timeout: float, verbosity: int, **options) -> None:
+        if database == DEFAULT_DB_ALIAS:
+            connect_as(database, settings.DATABASE_OWNER_URL)
         settings_dict = connections[database].settings_dict
         if not is_postgresql(settings_dict):
             self.stdout.write(f"{describe(settings_dict)} has no advisory locks; migrating without one.")
@@ -52,12 +61,31 @@ class Command(BaseCommand):
         except psycopg.Error as error:
             raise CommandError(f"Cannot connect to {describe(settings_dict)}: {first_line(error)}") from None
         with lock_connection:
+            with lock_connection.cursor() as cursor:
+                if refusal := roles.migration_refusal(cursor):
+                    raise CommandError(refusal)
             self._acquire(lock_connection, lock_timeout)
             try:
                 call_command("migrate", database=database, interactive=False, verbosity=verbosity)
+                self._grant(lock_connection)
             finally:
                 lock_connection.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_ID])
         self.stdout.write("Released the migration lock.")
+
+    def _grant(self, connection: psycopg.Connection) -> None:
+        """As the owner role: the new tables' grants (default privileges cover all but the identity tables)."""
+        configured = roles.Roles.from_settings()
+        if not roles.managed(connection, configured):
+            return
+        statements, skipped = roles.apply_owner_grants(connection, configured)
+        for statement in statements:
+            self.stdout.write(f"{statement.shown};")
+        self.stdout.write(f"Grants of questdb's roles: {len(statements)} statement(s).")
+        if skipped:
+            self.stdout.write(
+                f"Not owned by {configured.owner.name}, so not granted: {', '.join(skipped)}. "
+                "Run `manage.py db_roles` as a superuser."
+            )
 
     def _acquire(self, connection: psycopg.Connection, timeout: float) -> None:
         if connection.execute("SELECT pg_try_advisory_lock(%s)", [MIGRATION_LOCK_ID]).fetchone()[0]:

@@ -8,7 +8,8 @@ Restores a backup written by `manage.py backup` into an EMPTY database, and prov
 4. pg_restore runs in one transaction (all or nothing);
 5. every table's row count must equal the count recorded at backup time.
 
-Any failure exits 1 with one line that names the problem.
+Any failure exits 1 with one line that names the problem. It connects with DATABASE_OWNER_URL
+(default: DATABASE_URL): the owner role creates and owns what it restores.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from questdb.db.aliases import connect_as
 from questdb.db.direct import (
     describe,
     first_line,
@@ -78,6 +80,9 @@ class Command(BaseCommand):
         check_primary_alias(
             alias, replica_error=f"{alias!r} is a read replica (read-only); restore into a primary alias."
         )
+        if alias == DEFAULT_DB_ALIAS:
+            # Restoring creates tables: the owner role does it, and owns what it restores.
+            connect_as(alias, settings.DATABASE_OWNER_URL)
         source = connections[alias].settings_dict
         storage = get_storage()
         if list_only:
