@@ -9,7 +9,7 @@ import questdb.models
 import uuid
 from django.db import migrations, models
 
-from questdb.migration_operations import cascading_foreign_key
+from questdb.db.migration_operations import cascading_foreign_key
 
 
 class Migration(migrations.Migration):
