@@ -9,6 +9,9 @@ TEST_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/questdb \
 	REDIS_URL=redis://127.0.0.1:6379/15 \
 	CACHE_KEY_PREFIX=questdb-test
 
+# The identity harness: the real better-auth from the npm registry, pinned by its lockfile.
+IDENTITY := tests/identity
+
 .PHONY: run test lint bench standby-start standby-stop services clean
 
 $(BIN)/python:
@@ -41,6 +44,11 @@ standby-start: services
 standby-stop:
 	scripts/standby.sh stop
 
+$(IDENTITY)/node_modules/.installed: $(IDENTITY)/package.json $(IDENTITY)/package-lock.json
+	scripts/node.sh
+	cd $(IDENTITY) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -48,11 +56,11 @@ lint: $(VENV)/.dev
 	$(BIN)/lint-imports --no-cache
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres $(BIN)/python manage.py makemigrations --check --dry-run
 
-test: $(VENV)/.dev standby-start lint
+test: $(VENV)/.dev standby-start lint $(IDENTITY)/node_modules/.installed
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev standby-start
 	$(BIN)/python -m bench $(if $(SIZE),--users $(SIZE))
 
 clean:
-	rm -rf $(VENV) db.sqlite3 var .pytest_cache .ruff_cache
+	rm -rf $(VENV) db.sqlite3 var .pytest_cache .ruff_cache $(IDENTITY)/node_modules

@@ -1,16 +1,28 @@
-from django.core.validators import RegexValidator
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator, validate_email
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from questdb.models import TimestampedModel
 
+# better-auth's username plugin with its defaults (3-30 characters, its validator's character set).
 USERNAME_PATTERN = r"^[A-Za-z0-9_.]{3,30}$"
 
 
-class Role(models.TextChoices):
-    USER = "user", "User"
-    GM = "gm", "Game master"
-    ADMIN = "admin", "Admin"
+def default_role() -> str:
+    return settings.USER_ROLES[0]
+
+
+def split_roles(role: str | None) -> list[str]:
+    """better-auth's admin plugin stores several roles as one comma-separated string."""
+    return [part.strip() for part in (role or "").split(",") if part.strip()]
+
+
+def ban_in_force(banned: bool | None, ban_expires, now) -> bool:
+    """better-auth's rule: banned, and the ban has no end or ends after `now` (datetimes or timestamps)."""
+    return banned is True and (ban_expires is None or ban_expires > now)
 
 
 def matching_lower(field: str, value: str) -> dict:
@@ -28,6 +40,12 @@ class UserQuerySet(models.QuerySet):
     def with_email(self, email: str) -> "UserQuerySet":
         return self.alias(email_lower=Lower("email")).filter(**matching_lower("email", email))
 
+    def banned(self, now=None) -> "UserQuerySet":
+        """Users under a ban in force now."""
+        return self.filter(banned=True).filter(
+            models.Q(ban_expires__isnull=True) | models.Q(ban_expires__gt=now or timezone.now())
+        )
+
     def search(self, term: str) -> "UserQuerySet":
         term = term.strip()
         if not term:
@@ -38,18 +56,28 @@ class UserQuerySet(models.QuerySet):
 
 
 class User(TimestampedModel):
-    """A game user account. Mirrors better-auth's `user` table plus its username plugin."""
+    """A game user account: better-auth's `user` table with its username and admin plugins' columns.
 
-    username = models.CharField(
-        max_length=30,
+    The identity app writes these rows; every column accepts whatever better-auth writes
+    (text without a length limit, nullable where better-auth's field is optional).
+    """
+
+    # Null for users signed up without one (the username plugin allows it); they are not found by username.
+    username = models.TextField(
+        null=True,
+        blank=True,
         validators=[RegexValidator(USERNAME_PATTERN, "3-30 letters, digits, '_' or '.'.", code="invalid_username")],
     )
-    display_username = models.CharField(max_length=30, blank=True, default="", db_default="")
-    name = models.CharField(max_length=255, blank=True, default="", db_default="")
-    email = models.EmailField(max_length=254)
+    display_username = models.TextField(null=True, blank=True)
+    name = models.TextField(blank=True, default="", db_default="")
+    email = models.TextField(validators=[validate_email])
     email_verified = models.BooleanField(default=False, db_default=False)
-    image = models.URLField(max_length=2048, null=True, blank=True)
-    role = models.CharField(max_length=16, choices=Role.choices, default=Role.USER, db_default=Role.USER)
+    image = models.TextField(null=True, blank=True, help_text="A URL; data URLs are allowed.")
+    # Free text: one role or a comma-separated list (better-auth's admin plugin). See USER_ROLES.
+    role = models.TextField(null=True, blank=True, default=default_role, db_default="user")
+    banned = models.BooleanField(null=True, default=False, db_default=False)
+    ban_reason = models.TextField(null=True, blank=True)
+    ban_expires = models.DateTimeField(null=True, blank=True, help_text="Empty: the ban has no end.")
 
     objects = UserQuerySet.as_manager()
 
@@ -60,9 +88,72 @@ class User(TimestampedModel):
         constraints = [
             models.UniqueConstraint(Lower("username"), name="users_username_ci_unique"),
             models.UniqueConstraint(Lower("email"), name="users_email_ci_unique"),
-            models.CheckConstraint(condition=models.Q(username__regex=USERNAME_PATTERN), name="users_username_format"),
-            models.CheckConstraint(condition=models.Q(role__in=Role.values), name="users_role_valid"),
+            # Spelled out for Django's own validation (in SQL, NULL passes a CHECK anyway).
+            models.CheckConstraint(
+                condition=models.Q(username__isnull=True) | models.Q(username__regex=USERNAME_PATTERN),
+                name="users_username_format",
+            ),
         ]
 
     def __str__(self) -> str:
-        return self.username
+        return self.username or self.email
+
+    def clean(self) -> None:
+        # Staff may only give the roles questdb knows; a role the identity app wrote is kept as it is.
+        if self.role != getattr(self, "_loaded_role", None):
+            unknown = [role for role in split_roles(self.role) if role not in settings.USER_ROLES]
+            if unknown or not split_roles(self.role):
+                raise ValidationError(
+                    {"role": f"Use one of {', '.join(settings.USER_ROLES)}, or several separated by commas."},
+                    code="invalid_role",
+                )
+
+    def is_banned(self, now=None) -> bool:
+        return ban_in_force(self.banned, self.ban_expires, now or timezone.now())
+
+
+class SignInAccount(TimestampedModel):
+    """A way a user signs in (better-auth's `account`: the credential password hash, OAuth tokens).
+
+    Owned by the identity app. questdb migrates it so one `migrate` yields the whole shared
+    schema; the API never exposes it and the admin shows only which providers a user has.
+    """
+
+    # db_constraint=False: the migration adds the constraint with ON DELETE CASCADE.
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="sign_in_accounts", db_index=False, db_constraint=False
+    )
+    account_id = models.TextField()
+    provider_id = models.TextField()
+    access_token = models.TextField(null=True, blank=True)
+    refresh_token = models.TextField(null=True, blank=True)
+    id_token = models.TextField(null=True, blank=True)
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
+    scope = models.TextField(null=True, blank=True)
+    password = models.TextField(null=True, blank=True)
+
+    class Meta:
+        db_table = "account"
+        ordering = ["created_at", "id"]
+        verbose_name = "sign-in account"
+        indexes = [models.Index(fields=["user"], name="account_user_id_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id} sign-in"
+
+
+class Verification(TimestampedModel):
+    """A pending verification (email, password reset) of the identity app. Its value is a secret."""
+
+    identifier = models.TextField()
+    value = models.TextField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "verification"
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["identifier"], name="verification_identifier_idx")]
+
+    def __str__(self) -> str:
+        return f"verification {self.id}"

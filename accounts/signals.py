@@ -11,6 +11,8 @@ from accounts.models import User
 def remember_loaded_identity(sender, instance: User, **kwargs) -> None:
     # A rename must also invalidate the entries under the old username and email.
     instance._loaded_identity = (instance.__dict__.get("username"), instance.__dict__.get("email"))
+    # Staff may keep a role the identity app wrote, but only give roles questdb knows (User.clean).
+    instance._loaded_role = instance.__dict__.get("role")
 
 
 @receiver(post_save, sender=User)

@@ -184,7 +184,7 @@ def seed(database: str, shape: Shape) -> float:
     }
     batch = max(1000, shape.users // 10)
     with psycopg.connect(dsn(database), autocommit=True) as conn:
-        conn.execute("TRUNCATE characters, sessions, users")
+        conn.execute("TRUNCATE characters, sessions, account, verification, users")
         _insert(conn, "users", USERS_SQL, shape.users, params, batch)
         _insert(conn, "characters", CHARACTERS_SQL, shape.characters, params, batch * 3)
         _insert(conn, "sessions", SESSIONS_SQL, shape.sessions, params, batch)

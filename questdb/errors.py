@@ -24,6 +24,11 @@ class NotFound(DomainError):
     message = "Not found."
 
 
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
 class Conflict(DomainError):
     status = 409
     code = "conflict"

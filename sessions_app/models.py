@@ -13,15 +13,17 @@ class SessionQuerySet(models.QuerySet):
 
 
 class Session(TimestampedModel):
-    """A login session. Mirrors better-auth's `session` table; the identity app inserts rows."""
+    """A login session: better-auth's `session` table with its admin plugin's column. The identity app inserts rows."""
 
     # The identity app looks sessions up by this bearer secret; the API never returns it.
     token = models.CharField(max_length=255, unique=True)
     # db_constraint=False: the migration adds the constraint with ON DELETE CASCADE.
     user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="sessions", db_constraint=False)
     expires_at = models.DateTimeField()
-    ip_address = models.CharField(max_length=64, null=True, blank=True)
+    ip_address = models.TextField(null=True, blank=True)
     user_agent = models.TextField(null=True, blank=True)
+    # The staff user acting as this session's user (better-auth's admin plugin, impersonateUser).
+    impersonated_by = models.UUIDField(null=True, blank=True)
 
     objects = SessionQuerySet.as_manager()
 

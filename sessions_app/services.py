@@ -2,8 +2,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from accounts.models import User
 from questdb.identifiers import parse_uuid
 from sessions_app.keys import invalidate_sessions
 from sessions_app.models import Session
@@ -11,13 +13,15 @@ from sessions_app.selectors import ensure_live
 
 
 def session_refresh(*, session_id) -> Session:
-    """Extend a live session to now + SESSION_TTL. An expired session stays expired."""
+    """Extend a live session to now + SESSION_TTL. An expired session stays expired; a banned user's is not extended."""
     session_uuid = parse_uuid(session_id)
     now = timezone.now()
-    # One conditional UPDATE in autocommit: it cannot revive a session that has expired, and needs no lock.
-    extended = session_uuid is not None and Session.objects.filter(id=session_uuid).live(now).update(
-        expires_at=now + timedelta(seconds=settings.SESSION_TTL), updated_at=now
-    )
+    # One conditional UPDATE in autocommit: it cannot revive a session that has expired or extend a banned
+    # user's (the ban is read in the same statement), and needs no lock.
+    banned_owner = User.objects.banned(now).filter(id=OuterRef("user_id"))
+    extended = session_uuid is not None and Session.objects.filter(id=session_uuid).live(now).exclude(
+        Exists(banned_owner)
+    ).update(expires_at=now + timedelta(seconds=settings.SESSION_TTL), updated_at=now)
     fresh = Session.objects.using(DEFAULT_DB_ALIAS).select_related("user")
     session = fresh.filter(id=session_uuid).first() if session_uuid else None
     if extended and session is not None:

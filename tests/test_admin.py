@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import SignInAccount, Verification
 from characters.models import Character
 from sessions_app.models import Session
 
@@ -150,3 +151,116 @@ def test_createsuperuser_works_on_postgresql(client, monkeypatch):
     call_command("createsuperuser", interactive=False, username="ops", email="ops@example.com", verbosity=0)
     assert client.login(username="ops", password="another-long-password")
     assert client.get(reverse("admin:index")).status_code == 200
+
+
+MANAGEMENT = {
+    f"{inline}-{count}": value
+    for inline in ("sign_in_accounts", "characters")
+    for count, value in [
+        ("TOTAL_FORMS", "0"),
+        ("INITIAL_FORMS", "0"),
+        ("MIN_NUM_FORMS", "0"),
+        ("MAX_NUM_FORMS", "1000"),
+    ]
+}
+
+
+def _user_form(user, **changes) -> dict:
+    form = {
+        "username": user.username or "",
+        "display_username": user.display_username or "",
+        "name": user.name,
+        "email": user.email,
+        "image": user.image or "",
+        "role": user.role or "",
+        "banned": "true" if user.banned else "false",
+        "ban_reason": user.ban_reason or "",
+        "ban_expires_0": "",
+        "ban_expires_1": "",
+        **MANAGEMENT,
+    }
+    return {**form, **changes}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"email": "not-an-email"},
+        {"email": ""},
+        {"username": "has space"},
+        {"username": "ab"},
+        {"username": "taken"},
+        {"email": "TAKEN@example.com"},
+        {"role": "overlord"},
+        {"role": "user,overlord"},
+        {"role": ""},
+        {"ban_expires_0": "tomorrow", "ban_expires_1": "noon"},
+    ],
+    ids=lambda changes: ",".join(f"{k}={v}" for k, v in changes.items()),
+)
+def test_bad_values_typed_by_staff_get_a_form_error_never_a_500(staff, world, make_user, changes):
+    owner, _, _ = world
+    make_user(username="Taken", email="taken@example.com")
+    response = staff.post(reverse("admin:accounts_user_change", args=[owner.id]), _user_form(owner, **changes))
+    assert response.status_code == 200
+    assert b"errorlist" in response.content
+    owner.refresh_from_db()
+    assert (owner.username, owner.email, owner.role) == ("Owner", "owner@example.com", "user")
+
+
+def test_staff_may_give_known_roles_and_keep_one_the_identity_app_wrote(staff, world, make_user, settings):
+    owner, _, _ = world
+    url = reverse("admin:accounts_user_change", args=[owner.id])
+    assert staff.post(url, _user_form(owner, role="gm,admin")).status_code == 302
+    owner.refresh_from_db()
+    assert owner.role == "gm,admin"
+    written = make_user(username=None, email="written@example.com", role="moderator", image="data:image/png;base64,AA")
+    written_url = reverse("admin:accounts_user_change", args=[written.id])
+    response = staff.post(written_url, _user_form(written, name="Edited by staff"))
+    assert response.status_code == 302
+    written.refresh_from_db()
+    assert (written.role, written.name, written.username, written.display_username) == (
+        "moderator",
+        "Edited by staff",
+        None,
+        None,
+    )
+    settings.USER_ROLES = ["player", "gm"]
+    assert staff.post(url, _user_form(owner, role="player")).status_code == 302
+
+
+def test_a_user_created_by_staff_gets_the_first_configured_role(staff, settings):
+    settings.USER_ROLES = ["player", "gm"]
+    response = staff.get(reverse("admin:accounts_user_add"))
+    assert b'value="player"' in response.content
+
+
+def test_the_user_page_lists_sign_in_providers_and_never_their_secrets(staff, world):
+    owner, _, _ = world
+    SignInAccount.objects.create(
+        user=owner, provider_id="credential", account_id=str(owner.id), password="scrypt:hash-that-must-not-show"
+    )
+    SignInAccount.objects.create(
+        user=owner,
+        provider_id="github",
+        account_id="gh-4242",
+        access_token="oauth-access-secret",
+        refresh_token="oauth-refresh-secret",
+        id_token="oauth-id-secret",
+    )
+    Verification.objects.create(identifier="reset-password:abc", value="verification-secret", expires_at=timezone.now())
+    page = staff.get(reverse("admin:accounts_user_change", args=[owner.id])).content
+    assert b"credential" in page
+    assert b"gh-4242" in page
+    for secret in (b"hash-that-must-not-show", b"oauth-access-secret", b"oauth-refresh-secret", b"oauth-id-secret"):
+        assert secret not in page
+    delete_page = staff.get(reverse("admin:accounts_user_delete", args=[owner.id])).content
+    assert b"hash-that-must-not-show" not in delete_page
+    assert b"verification-secret" not in delete_page
+
+
+def test_sign_in_accounts_and_verifications_have_no_admin_pages_of_their_own():
+    from django.contrib import admin
+
+    assert SignInAccount not in admin.site._registry
+    assert Verification not in admin.site._registry

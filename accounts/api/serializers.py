@@ -12,6 +12,9 @@ USER_FIELDS = [
     "email_verified",
     "image",
     "role",
+    "banned",
+    "ban_reason",
+    "ban_expires",
     "created_at",
     "updated_at",
 ]
@@ -33,6 +36,9 @@ class UserSerializer(serializers.ModelSerializer):
             "email_verified": user.email_verified,
             "image": user.image,
             "role": user.role,
+            "banned": user.banned is True,  # NULL (never written by better-auth's own calls) reads as not banned
+            "ban_reason": user.ban_reason,
+            "ban_expires": iso(user.ban_expires),
             "created_at": iso(user.created_at),
             "updated_at": iso(user.updated_at),
         }

@@ -7,7 +7,7 @@ from django.conf import settings
 from questdb.identifiers import parse_uuid
 
 # Bump when the serialized shape of any cached payload changes: old entries are then never read.
-SHAPE_VERSION = 1
+SHAPE_VERSION = 2
 
 
 @dataclass(frozen=True)

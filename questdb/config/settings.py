@@ -161,6 +161,11 @@ else:
 MAX_CHARACTERS_PER_USER = env.int("MAX_CHARACTERS_PER_USER", default=5)
 CHARACTER_DELETE_GRACE = env.int("CHARACTER_DELETE_GRACE", default=24 * 3600)  # seconds
 SESSION_TTL = env.int("SESSION_TTL", default=7 * 24 * 3600)  # seconds
+# Roles staff may give a user in the admin; the first is the role of users staff create. The identity
+# app may write others (better-auth's admin plugin allows any role, or a comma-separated list).
+USER_ROLES = [role.strip() for role in env.list("USER_ROLES", default=["user", "gm", "admin"]) if role.strip()]
+if not USER_ROLES:
+    raise ImproperlyConfigured("USER_ROLES must name at least one role.")
 
 # --- API -------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,7 +1,7 @@
 """Cached session payloads (the bodies of the session lookups) and the hit path's routes for them.
 
-Every record carries the expiry, checked on each hit, so a cached session is never
-served after it expires.
+Every record carries the session's expiry and its user's ban, checked on each hit, so a
+cached session is never served after it expires or while its user is banned.
 """
 
 import json
@@ -14,24 +14,33 @@ from questdb.cache.hit_path import CachedRead, api_path
 from questdb.cache.keys import Key
 from questdb.cache.records import Payload, pack, unpack
 from questdb.cache.store import lookup_cache
-from questdb.errors import Gone, NotFound
+from questdb.errors import Forbidden, Gone, NotFound
 from sessions_app.api.serializers import SessionSerializer
 from sessions_app.keys import session_key, session_token_key
 from sessions_app.models import Session
-from sessions_app.selectors import session_expired, session_get, session_get_by_token, session_not_found
+from sessions_app.selectors import (
+    ensure_live,
+    ensure_usable,
+    session_find,
+    session_find_by_token,
+    session_not_found,
+)
 
 
-def _cached(key: Key, load: Callable[[], Session]) -> Payload:
+def _cached(key: Key, load: Callable[[], Session | None]) -> Payload:
     refusal: list[Exception] = []
 
     def fill() -> bytes | None:
+        session = load()
         try:
-            session = load()
+            ensure_live(session)
         except (NotFound, Gone) as error:
             refusal.append(error)  # unknown and expired sessions are never cached
             return None
+        except Forbidden:
+            pass  # cached all the same: serve_session refuses it while the ban lasts and serves it once it ends
         body = JSONRenderer().render(SessionSerializer(session).data)
-        return pack({"expires_at": session.expires_at.timestamp()}, body)
+        return pack(record_meta(session), body)
 
     record = lookup_cache.get_or_fill(key, fill)
     if record is None:
@@ -39,11 +48,22 @@ def _cached(key: Key, load: Callable[[], Session]) -> Payload:
     return serve_session(record)
 
 
+def record_meta(session: Session) -> dict:
+    """What a hit needs to apply the session rule at serve time: the expiry and the user's ban."""
+    user = session.user
+    ban_expires = user.ban_expires.timestamp() if user.ban_expires else None
+    return {"expires_at": session.expires_at.timestamp(), "banned": user.banned is True, "ban_expires": ban_expires}
+
+
 def serve_session(record: bytes) -> Payload:
-    """A cached session's body; Gone once it has expired, whatever the cache TTL."""
+    """A cached session's body; Gone once it has expired, Forbidden while its user is banned, whatever the TTL."""
     meta, body = unpack(record)
-    if meta["expires_at"] <= timezone.now().timestamp():
-        raise session_expired()
+    ensure_usable(
+        expires_at=meta["expires_at"],
+        banned=meta["banned"],
+        ban_expires=meta["ban_expires"],
+        now=timezone.now().timestamp(),
+    )
     return Payload(body, {})
 
 
@@ -61,11 +81,11 @@ def session_payload(*, session_id) -> Payload:
     key = session_key(session_id)
     if key is None:
         raise session_not_found()
-    return _cached(key, lambda: session_get(session_id=key.ident))
+    return _cached(key, lambda: session_find(session_id=key.ident))
 
 
 def session_payload_by_token(*, token: str) -> Payload:
-    return _cached(session_token_key(token), lambda: session_get_by_token(token=token))
+    return _cached(session_token_key(token), lambda: session_find_by_token(token=token))
 
 
 CACHED_READS = [

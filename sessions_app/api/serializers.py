@@ -4,7 +4,7 @@ from accounts.api.serializers import UserSerializer
 from questdb.api.representation import iso
 from sessions_app.models import Session
 
-SESSION_FIELDS = ["id", "user", "expires_at", "ip_address", "user_agent", "created_at", "updated_at"]
+SESSION_FIELDS = ["id", "user", "expires_at", "ip_address", "user_agent", "impersonated_by", "created_at", "updated_at"]
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -24,6 +24,7 @@ class SessionSerializer(serializers.ModelSerializer):
             "expires_at": iso(session.expires_at),
             "ip_address": session.ip_address,
             "user_agent": session.user_agent,
+            "impersonated_by": str(session.impersonated_by) if session.impersonated_by else None,
             "created_at": iso(session.created_at),
             "updated_at": iso(session.updated_at),
         }

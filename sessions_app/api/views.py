@@ -1,16 +1,21 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from questdb.api.responses import json_body
 from questdb.api.schema import ERROR_RESPONSES as E
+from questdb.api.schema import ErrorBody
 from questdb.errors import InvalidInput
 from sessions_app import services
 from sessions_app.api import lookups
 from sessions_app.api.serializers import SessionLookupRequest, SessionSerializer
 
-_session = {200: SessionSerializer, 404: E[404], 410: E[410]}
+_banned = OpenApiResponse(
+    ErrorBody,
+    description="`user_banned`: the session's user is under a ban in force (or the key's scope is too narrow).",
+)
+_session = {200: SessionSerializer, 403: _banned, 404: E[404], 410: E[410]}
 
 
 class SessionViewSet(viewsets.GenericViewSet):

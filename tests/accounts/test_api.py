@@ -1,4 +1,7 @@
+from datetime import datetime, timedelta
+
 import pytest
+from django.utils import timezone
 
 pytestmark = pytest.mark.django_db
 
@@ -11,6 +14,9 @@ USER_FIELDS = {
     "email_verified",
     "image",
     "role",
+    "banned",
+    "ban_reason",
+    "ban_expires",
     "created_at",
     "updated_at",
 }
@@ -23,6 +29,30 @@ def test_user_by_id_returns_the_documented_fields(api, make_user):
     body = response.json()
     assert set(body) == USER_FIELDS
     assert (body["id"], body["username"], body["role"]) == (str(user.id), "Alice", "gm")
+    assert (body["banned"], body["ban_reason"], body["ban_expires"]) == (False, None, None)
+
+
+def test_a_ban_is_part_of_the_user(api, make_user):
+    user = make_user(banned=True, ban_reason="botting", ban_expires=timezone.now() + timedelta(days=1))
+    body = api.get(f"/api/v1/users/{user.id}/").json()
+    assert (body["banned"], body["ban_reason"]) == (True, "botting")
+    assert datetime.fromisoformat(body["ban_expires"]) == user.ban_expires
+
+
+def test_a_user_without_a_username_is_found_by_id_and_email_but_not_by_username(api, make_user):
+    user = make_user(username=None, email="nameless@example.com")
+    body = api.get(f"/api/v1/users/{user.id}/").json()
+    assert (body["username"], body["display_username"]) == (None, None)
+    assert api.get("/api/v1/users/by-email/nameless@example.com/").json()["id"] == str(user.id)
+    for username in ("None", "null", "%20"):
+        assert api.get(f"/api/v1/users/by-username/{username}/").status_code == 404
+
+
+def test_free_text_roles_and_long_values_are_returned_as_written(api, make_user):
+    long_image = "data:image/png;base64," + "A" * 5000
+    user = make_user(role="moderator,gm", display_username="D" * 40, image=long_image)
+    body = api.get(f"/api/v1/users/{user.id}/").json()
+    assert (body["role"], body["display_username"], body["image"]) == ("moderator,gm", "D" * 40, long_image)
 
 
 @pytest.mark.parametrize("path", ["by-username/aLiCe", "by-email/ALICE@example.COM"])

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 from questdb.api import auth as api_keys
 from questdb.api.pagination import StandardPagination
 from questdb.cache.hit_path import CachedReadApp
+from questdb.cache.store import lookup_cache
 from questdb.models import ServiceAPIKey
 from sessions_app import keys as session_keys
 from sessions_app.models import Session
@@ -168,6 +169,25 @@ def test_an_expired_cached_session_is_410_and_a_form_post_is_415(front, make_use
     time.sleep(1.1)
     gone = front.post_json("/api/v1/sessions/lookup/", {"token": "soon-gone"})
     assert (gone.status, gone.json()["code"]) == (410, "session_expired")
+
+
+def test_a_banned_users_cached_session_is_403_until_the_ban_ends_then_a_hit_again(front, make_user):
+    user = make_user(banned=True, ban_reason="botting", ban_expires=timezone.now() + timedelta(seconds=1.5))
+    session = Session.objects.create(user=user, token="banned-token", expires_at=timezone.now() + timedelta(hours=1))
+    reads = [
+        lambda: front.get(f"/api/v1/sessions/{session.id}/"),
+        lambda: front.post_json("/api/v1/sessions/lookup/", {"token": "banned-token"}),
+    ]
+    for read in reads:
+        for _ in range(2):  # the first fills the cache, the second is refused from the cached record
+            answer = read()
+            assert (answer.status, answer.json()["code"]) == (403, "user_banned")
+    assert lookup_cache.peek(session_keys.session_key(session.id)) is not None
+    time.sleep(1.6)  # the ban ends: the very same cached records are served, in front of Django
+    calls = front.django_calls
+    assert front.get(f"/api/v1/sessions/{session.id}/").json()["user"]["banned"] is True
+    assert front.post_json("/api/v1/sessions/lookup/", {"token": "banned-token"}).status == 200
+    assert front.django_calls == calls
 
 
 def test_a_lookup_body_read_for_a_miss_still_reaches_django(front, live_session):

@@ -131,6 +131,9 @@ def test_a_cached_session_is_never_served_after_it_expires(api, owner):
     assert api.get(f"/api/v1/sessions/{session.id}/").status_code == 410
 
 
+MANAGEMENT = [("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"), ("MIN_NUM_FORMS", "0"), ("MAX_NUM_FORMS", "1000")]
+
+
 @pytest.fixture
 def staff(client):
     admin = get_user_model().objects.create_superuser("staff", "staff@example.com", "a-long-staff-password")
@@ -146,10 +149,7 @@ def test_an_admin_edit_through_the_change_form_invalidates_every_user_key(api, s
         "name": "New Name",
         "email": "cached@example.com",
         "role": "gm",
-        "characters-TOTAL_FORMS": "0",
-        "characters-INITIAL_FORMS": "0",
-        "characters-MIN_NUM_FORMS": "0",
-        "characters-MAX_NUM_FORMS": "1000",
+        **{f"{inline}-{count}": value for inline in ("characters", "sign_in_accounts") for count, value in MANAGEMENT},
     }
     response = staff.post(reverse("admin:accounts_user_change", args=[owner.id]), form)
     assert response.status_code == 302
@@ -313,3 +313,21 @@ def test_lookup_cache_keys_never_contain_a_session_token(api, session):
     assert keys
     assert not any("cache-token" in key for key in keys)
     assert lookup_cache.enabled
+
+
+def test_a_ban_staff_set_in_the_admin_refuses_the_cached_session_at_once(api, staff, owner, session):
+    lookup = {"path": "/api/v1/sessions/lookup/", "data": {"token": "cache-token"}, "content_type": "application/json"}
+    _warm(api, f"/api/v1/sessions/{session.id}/")
+    assert api.post(**lookup).status_code == 200
+    form = {
+        "username": owner.username,
+        "email": owner.email,
+        "role": owner.role,
+        "banned": "true",
+        "ban_reason": "chargeback",
+        **{f"{inline}-{count}": value for inline in ("characters", "sign_in_accounts") for count, value in MANAGEMENT},
+    }
+    assert staff.post(reverse("admin:accounts_user_change", args=[owner.id]), form).status_code == 302
+    for response in (api.get(f"/api/v1/sessions/{session.id}/"), api.post(**lookup)):
+        assert (response.status_code, response.json()["code"]) == (403, "user_banned")
+    assert api.get(f"/api/v1/users/{owner.id}/").json()["ban_reason"] == "chargeback"

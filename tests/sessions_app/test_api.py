@@ -3,11 +3,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from accounts.models import User
 from sessions_app.models import Session
 
 pytestmark = pytest.mark.django_db
 
-SESSION_FIELDS = {"id", "user", "expires_at", "ip_address", "user_agent", "created_at", "updated_at"}
+SESSION_FIELDS = {"id", "user", "expires_at", "ip_address", "user_agent", "impersonated_by", "created_at", "updated_at"}
 
 
 @pytest.fixture
@@ -38,6 +39,7 @@ def test_session_by_id_embeds_the_user_and_never_the_token(api, live_session):
     body = response.json()
     assert set(body) == SESSION_FIELDS
     assert body["user"]["username"] == "Sleeper"
+    assert (body["impersonated_by"], body["user"]["banned"]) == (None, False)
     assert b"super-secret-token" not in response.content
 
 
@@ -88,3 +90,39 @@ def test_session_reads_query_budget(api, live_session, path, django_assert_max_n
             assert _lookup(api, "super-secret-token").status_code == 200
         else:
             assert api.get("/api/v1/" + path.format(id=live_session.id)).status_code == 200
+
+
+def test_an_impersonated_session_names_the_staff_user(api, live_session, make_user):
+    staff = make_user(role="admin")
+    Session.objects.filter(id=live_session.id).update(impersonated_by=staff.id)
+    assert api.get(f"/api/v1/sessions/{live_session.id}/").json()["impersonated_by"] == str(staff.id)
+
+
+def _ban(user, *, until=None) -> None:
+    User.objects.filter(id=user.id).update(banned=True, ban_reason="botting", ban_expires=until)
+
+
+@pytest.mark.parametrize("until", [None, timedelta(days=1)], ids=["no-end", "ends-tomorrow"])
+def test_a_banned_users_sessions_answer_403_user_banned_by_id_token_and_refresh(api, live_session, until):
+    _ban(live_session.user, until=until and timezone.now() + until)
+    before = Session.objects.get(id=live_session.id).expires_at
+    for response in (
+        api.get(f"/api/v1/sessions/{live_session.id}/"),
+        _lookup(api, "super-secret-token"),
+        api.post(f"/api/v1/sessions/{live_session.id}/refresh/"),
+    ):
+        assert (response.status_code, response.json()["code"]) == (403, "user_banned")
+        assert b"super-secret-token" not in response.content
+    assert Session.objects.get(id=live_session.id).expires_at == before  # the refresh extended nothing
+
+
+def test_a_ban_that_has_ended_no_longer_blocks_the_session(api, live_session):
+    _ban(live_session.user, until=timezone.now() - timedelta(seconds=1))
+    body = api.get(f"/api/v1/sessions/{live_session.id}/").json()
+    assert (body["user"]["banned"], body["id"]) == (True, str(live_session.id))
+    assert api.post(f"/api/v1/sessions/{live_session.id}/refresh/").status_code == 200
+
+
+def test_an_expired_session_of_a_banned_user_is_410(api, expired_session):
+    _ban(expired_session.user)
+    assert api.get(f"/api/v1/sessions/{expired_session.id}/").json()["code"] == "session_expired"
