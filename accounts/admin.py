@@ -4,6 +4,7 @@ from django.db import models
 from accounts import services
 from accounts.models import User
 from characters.models import Character
+from questdb.admin import FilterLookupsOnly
 
 
 class CharacterInline(admin.TabularInline):
@@ -19,7 +20,7 @@ class CharacterInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):
+class UserAdmin(FilterLookupsOnly, admin.ModelAdmin):
     list_display = ("username", "email", "name", "role", "email_verified", "created_at")
     list_filter = ("role", "email_verified")
     search_fields = ("username", "email", "name")
