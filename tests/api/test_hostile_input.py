@@ -137,3 +137,12 @@ def test_a_suspicious_request_outside_the_views_is_a_json_400(api):
     response = api.get("/healthz", HTTP_HOST="evil.example")
     assert response.status_code == 400
     assert response.json()["code"] == "bad_request"
+
+
+def test_the_openapi_schema_says_what_questdb_answers(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    assert "format" not in schema["components"]["schemas"]["User"]["properties"]["email"]
+    for path, operations in schema["paths"].items():
+        if path.startswith("/api/v1/"):
+            for method, operation in operations.items():
+                assert {"400", "414"} <= set(operation["responses"]), f"{method} {path}"
