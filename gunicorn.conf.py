@@ -30,6 +30,11 @@ accesslog = None  # questdb logs each request itself, as JSON with the request i
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's control socket (for gunicornc) defaults to one shared path per user, so a second
+# instance on the host would replace the first one's and remove it on exit. Off unless
+# GUNICORN_CONTROL_SOCKET names a path for this instance.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
 
 # Prometheus metrics from every worker are merged through files in this directory.
 _metrics_dir = os.environ.setdefault(

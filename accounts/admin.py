@@ -6,6 +6,7 @@ from django.db import models
 from accounts import services
 from accounts.models import SignInAccount, User
 from characters.models import Character
+from questdb.admin import FilterLookupsOnly
 
 
 class CharacterInline(admin.TabularInline):
@@ -38,7 +39,7 @@ class SignInAccountInline(admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):
+class UserAdmin(FilterLookupsOnly, admin.ModelAdmin):
     list_display = ("username", "email", "name", "role", "banned", "email_verified", "created_at")
     list_filter = ("role", "banned", "email_verified")
     search_fields = ("username", "email", "name")

@@ -1,9 +1,10 @@
 """The cache keys a user lives under, and their invalidation.
 
-Keys: `user:{id}`, `user_username:{lower(username)}`, `user_email:{lower(email)}`.
+Keys: `user:{id}`, `user_username:{ascii_fold(username)}`, `user_email:{ascii_fold(email)}`. The lookups
+query with the same fold (accounts.models.ascii_fold), so a key is exactly what the database compared.
 """
 
-from accounts.models import User
+from accounts.models import User, ascii_fold
 from questdb.cache.keys import Key
 from questdb.cache.store import lookup_cache
 
@@ -13,11 +14,11 @@ def user_id_key(user_id) -> Key | None:
 
 
 def username_key(username: str) -> Key:
-    return Key("user_username", username.lower())
+    return Key("user_username", ascii_fold(username))
 
 
 def email_key(email: str) -> Key:
-    return Key("user_email", email.lower())
+    return Key("user_email", ascii_fold(email))
 
 
 def user_keys(*, user_id, usernames=(), emails=()) -> list[Key]:

@@ -6,9 +6,13 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from questdb.models import TimestampedModel
+from questdb.text import full_match
 
-# better-auth's username plugin with its defaults (3-30 characters, its validator's character set).
+# better-auth's username plugin with its defaults (3-30 characters, its validator's character set);
+# PostgreSQL reads it as the whole string, so Python matches it with full_match.
 USERNAME_PATTERN = r"^[A-Za-z0-9_.]{3,30}$"
+_ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ASCII_FOLD = str.maketrans(_ASCII_UPPER, _ASCII_UPPER.lower())
 
 
 def default_role() -> str:
@@ -33,12 +37,35 @@ def matching_lower(field: str, value: str) -> dict:
     return {f"{field}_lower": Lower(models.Value(value))}
 
 
+def ascii_fold(text: str) -> str:
+    """The case rule of user lookups: ASCII letters lower-cased, every other character kept as it is.
+
+    The same function runs in the database (AsciiFold) and in Python (the cache keys), and neither
+    depends on a locale, so every spelling that finds a user finds it under the key its
+    invalidation deletes. Unicode case mapping is not used on purpose: PostgreSQL's lower()
+    follows the server's locale and maps 'İ' (U+0130) to 'i' where Python's gives 'i̇'.
+    Usernames are ASCII; an email's other characters match exactly.
+    """
+    return text.translate(_ASCII_FOLD)
+
+
+class AsciiFold(models.Func):
+    """`ascii_fold` in SQL: translate() with fixed ASCII tables, so indexes and queries read the same."""
+
+    template = f"translate(%(expressions)s, '{_ASCII_UPPER}', '{_ASCII_UPPER.lower()}')"
+    output_field = models.CharField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # Development only: SQLite's built-in lower() folds ASCII letters and nothing else.
+        return self.as_sql(compiler, connection, template="lower(%(expressions)s)", **extra_context)
+
+
 class UserQuerySet(models.QuerySet):
     def with_username(self, username: str) -> "UserQuerySet":
-        return self.alias(username_lower=Lower("username")).filter(**matching_lower("username", username))
+        return self.alias(username_folded=AsciiFold("username")).filter(username_folded=ascii_fold(username))
 
     def with_email(self, email: str) -> "UserQuerySet":
-        return self.alias(email_lower=Lower("email")).filter(**matching_lower("email", email))
+        return self.alias(email_folded=AsciiFold("email")).filter(email_folded=ascii_fold(email))
 
     def banned(self, now=None) -> "UserQuerySet":
         """Users under a ban in force now."""
@@ -66,7 +93,9 @@ class User(TimestampedModel):
     username = models.TextField(
         null=True,
         blank=True,
-        validators=[RegexValidator(USERNAME_PATTERN, "3-30 letters, digits, '_' or '.'.", code="invalid_username")],
+        validators=[
+            RegexValidator(full_match(USERNAME_PATTERN), "3-30 letters, digits, '_' or '.'.", code="invalid_username")
+        ],
     )
     display_username = models.TextField(null=True, blank=True)
     name = models.TextField(blank=True, default="", db_default="")
@@ -85,6 +114,11 @@ class User(TimestampedModel):
         db_table = "users"
         ordering = ["created_at", "id"]
         verbose_name = "game user"
+        indexes = [
+            # What the lookups by username and email compare (ascii_fold); the unique constraints stay on lower().
+            models.Index(AsciiFold("username"), name="users_username_folded_idx"),
+            models.Index(AsciiFold("email"), name="users_email_folded_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(Lower("username"), name="users_username_ci_unique"),
             models.UniqueConstraint(Lower("email"), name="users_email_ci_unique"),

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 
 from characters import services
 from characters.models import Character
+from questdb.admin import FilterLookupsOnly
 from questdb.errors import DomainError
 
 
@@ -43,7 +44,7 @@ class CharacterForm(forms.ModelForm):
 
 
 @admin.register(Character)
-class CharacterAdmin(admin.ModelAdmin):
+class CharacterAdmin(FilterLookupsOnly, admin.ModelAdmin):
     form = CharacterForm
     list_display = ("name", "user", "money", "is_active", "deleted_at", "purge_at", "created_at")
     list_filter = (PendingDeletionFilter, "is_active")

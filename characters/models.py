@@ -6,8 +6,9 @@ from django.utils import timezone
 from accounts.models import matching_lower
 from characters import shapes
 from questdb.models import TimestampedModel
+from questdb.text import full_match
 
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{2,15}$"
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{2,15}$"  # PostgreSQL's reading: the whole string (full_match in Python)
 NAME_RULE = "3-16 letters, digits or '_', not starting with a digit."
 
 
@@ -39,7 +40,9 @@ class Character(TimestampedModel):
     user = models.ForeignKey(
         "accounts.User", on_delete=models.CASCADE, related_name="characters", db_index=False, db_constraint=False
     )
-    name = models.CharField(max_length=16, validators=[RegexValidator(NAME_PATTERN, NAME_RULE, code="invalid_name")])
+    name = models.CharField(
+        max_length=16, validators=[RegexValidator(full_match(NAME_PATTERN), NAME_RULE, code="invalid_name")]
+    )
     money = models.BigIntegerField(default=0, db_default=0)
     stats = models.JSONField(default=shapes.default_stats)
     inventory = models.JSONField(default=shapes.default_inventory, blank=True)

@@ -1,6 +1,5 @@
 """Character rules: naming, the per-user limit, updates, scheduled deletion, restore and purge."""
 
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ from questdb.errors import (
     violated_constraint,
 )
 from questdb.identifiers import parse_uuid
+from questdb.text import full_match
 
 NAME_TAKEN = "name_taken"
 CHARACTER_LIMIT_REACHED = "character_limit_reached"
@@ -32,7 +32,7 @@ UPDATABLE_FIELDS = ("money", "stats", "inventory", "skills", "looks", "position"
 STARTING_FIELDS = ("money", "stats", "inventory", "skills", "looks", "position")
 READ_ONLY_FIELDS = ("id", "user", "name", "created_at", "updated_at", "deleted_at", "purge_at", "seconds_until_purge")
 MAX_MONEY = 2**63 - 1
-_NAME = re.compile(NAME_PATTERN)
+_NAME = full_match(NAME_PATTERN)
 
 
 def validate_name(name: Any) -> str:

@@ -1,10 +1,33 @@
 from django.contrib import admin
+from django.db.models.constants import LOOKUP_SEP
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
 from questdb.models import ServiceAPIKey
 
 
+class FilterLookupsOnly:
+    """A ModelAdmin mixin: changelist URLs filter only on the fields `list_filter` offers.
+
+    Django allows `?<any column>__<any lookup>=` on a changelist, so a staff member who may view
+    sessions could ask `?token__startswith=ab` and read the count: an oracle for every secret
+    column (session tokens, API key hashes). Refused lookups answer 400.
+    """
+
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        field = lookup.split(LOOKUP_SEP, 1)[0]
+        return field in self._filterable_fields() and super().lookup_allowed(lookup, value, request)
+
+    def _filterable_fields(self) -> set[str]:
+        names = set()
+        for entry in [*self.list_filter, *([self.date_hierarchy] if self.date_hierarchy else [])]:
+            if isinstance(entry, str | tuple):
+                names.add(entry if isinstance(entry, str) else entry[0])
+            elif getattr(entry, "parameter_name", None):  # a SimpleListFilter: its own parameter
+                names.add(entry.parameter_name)
+        return {name.split(LOOKUP_SEP, 1)[0] for name in names}
+
+
 @admin.register(ServiceAPIKey)
-class ServiceAPIKeyAdmin(APIKeyModelAdmin):
+class ServiceAPIKeyAdmin(FilterLookupsOnly, APIKeyModelAdmin):
     list_display = (*APIKeyModelAdmin.list_display, "scope")
     list_filter = (*APIKeyModelAdmin.list_filter, "scope")

@@ -45,12 +45,24 @@ class Scope(models.TextChoices):
     WRITE = "write", "Write (everything)"
 
 
+class ServiceAPIKeyManager(BaseAPIKeyManager):
+    def assign_key(self, obj: "ServiceAPIKey") -> str:
+        key = super().assign_key(obj)
+        # The library's primary key is "<prefix>.<hash>"; the hash would then appear in admin URLs
+        # and request logs. The prefix alone is unique and public (it starts the key and is listed).
+        obj.id = obj.prefix
+        return key
+
+
 class ServiceAPIKey(AbstractAPIKey):
-    """A calling service's key. `name` names the service; the key itself is stored hashed."""
+    """A calling service's key. `name` names the service; the key itself is stored hashed.
+
+    Its primary key is the key's public prefix (see ServiceAPIKeyManager), never the hash.
+    """
 
     scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.READ)
 
-    objects = BaseAPIKeyManager()
+    objects = ServiceAPIKeyManager()
 
     class Meta(AbstractAPIKey.Meta):
         db_table = "api_keys"

@@ -46,6 +46,15 @@ REQUEST_DURATION = Histogram(
 )
 
 
+# Label values come from a fixed set: a method outside it counts as "other", so made-up methods
+# (any token is a valid HTTP method) cannot grow /metrics. Routes are URL names from the resolver.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
+
+
 _request_ids = itertools.count()
 _process_tag = uuid.uuid4().hex[:12]
 
@@ -64,7 +73,7 @@ def record_request(
     *, method: str, path: str, route: str, status: int, duration: float, request_id: str, caller: str | None
 ) -> None:
     """The request's metrics and log line; shared by Django's middleware and the cached-read fast path."""
-    REQUEST_DURATION.labels(route, method, status).observe(duration)
+    REQUEST_DURATION.labels(route, method_label(method), status).observe(duration)
     if request_logger.isEnabledFor(logging.INFO):
         request_logger.info(
             "%s %s %s",

@@ -12,6 +12,8 @@ command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
 command -v gpg >/dev/null 2>&1 || need_packages+=(gnupg)
 command -v wrk >/dev/null 2>&1 || need_packages+=(wrk)
 command -v pgbouncer >/dev/null 2>&1 || need_packages+=(pgbouncer)
+# The reverse proxy of the production topology (docker/nginx/); the slow-client tests run it.
+[[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || need_packages+=(nginx)
 if ((${#need_packages[@]})); then
   echo "services: installing ${need_packages[*]}"
   if [[ $(id -u) -ne 0 ]]; then

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.utils import timezone
 
+from questdb.admin import FilterLookupsOnly
 from sessions_app import services
 from sessions_app.models import Session
 
@@ -21,7 +22,7 @@ class LivenessFilter(admin.SimpleListFilter):
 
 
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):
+class SessionAdmin(FilterLookupsOnly, admin.ModelAdmin):
     # The token is a bearer secret: never listed, never shown in the form.
     exclude = ("token",)
     list_display = ("id", "user", "expires_at", "is_live", "ip_address", "created_at")

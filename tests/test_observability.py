@@ -55,3 +55,19 @@ def test_metrics_can_be_restricted_to_some_addresses(client, settings):
     settings.METRICS_ALLOWED_IPS = ["10.0.0.5"]
     assert client.get("/metrics").status_code == 403
     assert client.get("/metrics", REMOTE_ADDR="10.0.0.5").status_code == 200
+
+
+def test_made_up_http_methods_do_not_grow_the_metrics(client):
+    def series() -> set[str]:
+        return {line.split(" ")[0] for line in client.get("/metrics").content.decode().splitlines() if line[:1] != "#"}
+
+    client.generic("GET", "/healthz")
+    client.generic("ABCDEFGHIJ", "/healthz")  # the "other" series exist from here on
+    client.generic("ABCDEFGHIJ", "/no/such/path")
+    before = series()
+    for number in range(500):
+        client.generic(f"M{number:04d}X", "/healthz")
+        client.generic(f"Q{number:04d}", f"/no/such/path/{number}")
+    after = series()
+    assert after - before == set()
+    assert not any("M0001X" in name or "/no/such" in name for name in after)

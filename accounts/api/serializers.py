@@ -21,6 +21,9 @@ USER_FIELDS = [
 
 
 class UserSerializer(serializers.ModelSerializer):
+    # Plain text in the schema, not `format: email`: the identity app may store other strings.
+    email = serializers.CharField(read_only=True)
+
     class Meta:
         model = User
         fields = USER_FIELDS

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from characters.models import NAME_PATTERN, Character
 from questdb.api.representation import iso
+from questdb.text import full_match
 
 CHARACTER_FIELDS = [
     "id",
@@ -107,7 +108,7 @@ class StartingFields(serializers.Serializer):
 
 class CharacterCreateRequest(StartingFields):
     user = serializers.UUIDField()
-    name = serializers.RegexField(NAME_PATTERN, min_length=3, max_length=16)
+    name = serializers.RegexField(full_match(NAME_PATTERN), min_length=3, max_length=16)
 
 
 class CharacterUpdateRequest(StartingFields):

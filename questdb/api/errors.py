@@ -94,6 +94,26 @@ def exception_handler(exc: Exception, context) -> Response | None:
     return None
 
 
+ADMIN_PREFIX = "/admin/"
+
+
+def bad_request_view(request, exception=None):
+    return JsonResponse(error_body("bad_request", "The request is malformed or not allowed."), status=400)
+
+
+def forbidden_view(request, exception=None):
+    return JsonResponse(error_body("forbidden", "This request is not allowed."), status=403)
+
+
+def csrf_failure_view(request, reason: str = ""):
+    """JSON outside the admin (e.g. a POST to /healthz); the admin's browser users get Django's page."""
+    if request.path_info.startswith(ADMIN_PREFIX):
+        from django.views.csrf import csrf_failure
+
+        return csrf_failure(request, reason=reason)
+    return JsonResponse(error_body("csrf_failed", "CSRF verification failed for this request."), status=403)
+
+
 def not_found_view(request, exception=None):
     return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
 

@@ -45,8 +45,11 @@ class APIKeyScheme(OpenApiAuthenticationExtension):
 
 
 _COMMON_ERRORS = {
+    # Any path or query can hold text the database cannot store (unsafe_text).
+    "400": "Invalid input; see `code`.",
     "401": "Missing or invalid API key.",
     "403": "The API key's scope does not allow this.",
+    "414": "Request URI too long (answered by the HTTP server in front of questdb).",
     "429": "Throttled.",
     "503": "Database busy or unavailable; retry.",
 }

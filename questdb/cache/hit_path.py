@@ -41,6 +41,7 @@ from django.utils.http import parse_header_parameters
 from django.utils.module_loading import module_has_submodule
 
 from questdb.api.auth import caller_from
+from questdb.api.chunked import is_chunked
 from questdb.api.paths import API_ROOT
 from questdb.api.throttling import within_rate
 from questdb.cache.records import Payload
@@ -48,6 +49,7 @@ from questdb.cache.store import lookup_cache
 from questdb.db.router import parse_lsn
 from questdb.errors import DomainError
 from questdb.observability import record_request, request_id_for
+from questdb.text import is_unsafe
 
 LOOKUPS_MODULE = "api.lookups"  # where an app declares its CACHED_READS
 MAX_LOOKUP_BODY = 4096  # a lookup body is one small JSON object; larger ones go to Django
@@ -62,7 +64,7 @@ class NotServedFromCache(Exception):
 
 
 class LookupRequest:
-    """What a `key` function may read of a request: query, content type, body."""
+    """What a `key` function may read of a request: query, content type and charset, body."""
 
     def __init__(self, environ: dict, body: bytes = b"") -> None:
         self.environ, self.body = environ, body
@@ -72,8 +74,17 @@ class LookupRequest:
         return QueryDict(self.environ.get("QUERY_STRING", "").encode("latin-1"))  # WSGI's latin-1 text of the bytes
 
     @cached_property
+    def _content_type(self) -> tuple[str, dict]:
+        return parse_header_parameters(self.environ.get("CONTENT_TYPE", ""))
+
+    @property
     def content_type(self) -> str:
-        return parse_header_parameters(self.environ.get("CONTENT_TYPE", ""))[0]
+        return self._content_type[0]
+
+    @property
+    def charset(self) -> str:
+        """The declared charset, lower-case; empty when none is declared."""
+        return self._content_type[1].get("charset", "").lower()
 
 
 @dataclass(frozen=True)
@@ -159,7 +170,7 @@ class CachedReadApp:
             return None
         path = get_path_info(environ)
         read, match = self._match(environ["REQUEST_METHOD"], path)
-        if read is None or not self._passes_django_checks(environ):
+        if read is None or is_unsafe(path) or not self._passes_django_checks(environ):
             return None
         caller = caller_from(environ)
         if caller is None:
@@ -222,7 +233,13 @@ class CachedReadApp:
 
     @staticmethod
     def _read_body(environ: dict) -> bytes | None:
-        """The request body, left readable for Django; None when it is too large to be a lookup."""
+        """The request body, left readable for Django; None when it is too large to be a lookup.
+
+        A chunked body is made whole by questdb.api.chunked before this runs; one that was not
+        (the app served without that layer) goes to Django rather than be read as empty.
+        """
+        if is_chunked(environ):
+            return None
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_prometheus",
     "dbbackup",
+    "axes",
     "questdb",
     "accounts",
     "characters",
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "questdb.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "questdb.api.middleware.RefuseUnsafeText",
     "questdb.db.middleware.ConsistencyMiddleware",
     "questdb.api.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -61,6 +63,8 @@ MIDDLEWARE = [
     "questdb.api.middleware.AuthenticationMiddleware",
     "questdb.api.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out admin sign-in into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "questdb.config.urls"
@@ -174,7 +178,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "questdb.api.negotiation.JSONOnly",
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["questdb.api.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "questdb.api.pagination.StandardPagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -279,6 +283,28 @@ DBBACKUP_CONNECTOR_MAPPING = {"questdb.db.postgresql": "dbbackup.db.postgresql.P
 DBBACKUP_FILENAME_TEMPLATE = "questdb-{databasename}-{datetime}.{extension}"  # databasename: the alias
 DBBACKUP_DATE_FORMAT = "%Y-%m-%d-%H%M%S"
 DBBACKUP_SEND_EMAIL = False
+
+# --- Admin sign-in ---------------------------------------------------------
+# django-axes counts failed admin sign-ins per username and client address and locks that pair out
+# (429) after ADMIN_LOGIN_FAILURE_LIMIT failures for ADMIN_LOCKOUT_MINUTES; `manage.py axes_reset`
+# (or axes_reset_username NAME) unlocks. https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AUTHENTICATION_BACKENDS = [
+    "questdb.signin.SignInThrottle",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("ADMIN_LOCKOUT_MINUTES", default=15.0) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Proxies in front of questdb that append to X-Forwarded-For (1 behind the compose file's nginx):
+# the client address is then taken from that header, else it is the connection's.
+AXES_IPWARE_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+
+# Errors Django answers before or outside the views are JSON too (the admin keeps its HTML pages).
+CSRF_FAILURE_VIEW = "questdb.api.errors.csrf_failure_view"
 
 # --- Django boilerplate ----------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

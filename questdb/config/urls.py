@@ -30,5 +30,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "questdb.api.errors.bad_request_view"
+handler403 = "questdb.api.errors.forbidden_view"
 handler404 = "questdb.api.errors.not_found_view"
 handler500 = "questdb.api.errors.server_error_view"

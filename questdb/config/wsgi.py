@@ -1,4 +1,5 @@
-"""The WSGI application gunicorn serves: cache hits for lookups answered in front of Django."""
+"""The WSGI application gunicorn serves: chunked bodies made whole, then cache hits for lookups
+answered in front of Django."""
 
 import os
 
@@ -8,6 +9,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "questdb.config.settings")
 
 _django = get_wsgi_application()
 
-from questdb.cache.hit_path import CachedReadApp  # noqa: E402 (needs the apps loaded)
+from questdb.api.chunked import ChunkedBodies  # noqa: E402 (needs the apps loaded)
+from questdb.cache.hit_path import CachedReadApp  # noqa: E402
 
-application = CachedReadApp(_django)
+application = ChunkedBodies(CachedReadApp(_django))

@@ -4,7 +4,6 @@ Every record carries the session's expiry and its user's ban, checked on each hi
 cached session is never served after it expires or while its user is banned.
 """
 
-import json
 from collections.abc import Callable
 
 from django.utils import timezone
@@ -14,7 +13,8 @@ from questdb.cache.hit_path import CachedRead, api_path
 from questdb.cache.keys import Key
 from questdb.cache.records import Payload, pack, unpack
 from questdb.cache.store import lookup_cache
-from questdb.errors import Forbidden, Gone, NotFound
+from questdb.errors import Forbidden, Gone, InvalidInput, NotFound
+from questdb.text import parse_json
 from sessions_app.api.serializers import SessionSerializer
 from sessions_app.keys import session_key, session_token_key
 from sessions_app.models import Session
@@ -68,11 +68,12 @@ def serve_session(record: bytes) -> Payload:
 
 
 def _token_key(request, match) -> Key | None:
-    if request.content_type != "application/json":
+    """The key of the body's token; None (Django answers) for anything the API's parser would not accept."""
+    if request.content_type != "application/json" or request.charset not in ("", "utf-8"):
         return None
     try:
-        token = json.loads(request.body).get("token")
-    except (ValueError, AttributeError):
+        token = parse_json(request.body.decode("utf-8")).get("token")
+    except (InvalidInput, UnicodeDecodeError, AttributeError):
         return None
     return session_token_key(token) if isinstance(token, str) and 0 < len(token) <= 255 else None
 

@@ -27,7 +27,7 @@ from tests.ops.support import require
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = REPO_ROOT / "docker-compose.yml"
-SERVICES = {"primary", "replica", "redis", "db-roles", "app", "backup"}
+SERVICES = {"primary", "replica", "redis", "db-roles", "app", "proxy", "backup"}
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +83,20 @@ def test_every_service_is_declared(services):
     assert set(services) >= SERVICES, f"missing services: {SERVICES - set(services)}"
 
 
-@pytest.mark.parametrize(("service", "port"), [("primary", 5432), ("replica", 5432), ("redis", 6379), ("app", 8000)])
+@pytest.mark.parametrize(("service", "port"), [("primary", 5432), ("replica", 5432), ("redis", 6379), ("proxy", 8080)])
 def test_ports_are_published_on_localhost(services, service, port):
     assert port in _container_ports(services[service])
     for mapping in services[service]["ports"]:
         assert str(mapping).startswith("127.0.0.1:"), f"{service} publishes {mapping} beyond localhost"
+
+
+def test_the_app_is_reached_only_through_the_buffering_proxy(services):
+    assert "ports" not in services["app"]
+    proxy = _environment(services["proxy"])
+    assert proxy["QUESTDB_UPSTREAM"] == "app:8000"
+    template = REPO_ROOT / "docker" / "nginx" / "questdb.conf.template"
+    assert any(volume.startswith("./docker/nginx/questdb.conf.template:") for volume in services["proxy"]["volumes"])
+    assert "proxy_request_buffering on" in template.read_text()
 
 
 def test_app_is_wired_to_primary_replica_and_redis(services):
