@@ -14,7 +14,7 @@ from questdb.cache.hit_path import CachedRead, api_path
 from questdb.cache.keys import Key
 from questdb.cache.records import Payload, pack, unpack
 from questdb.cache.store import lookup_cache
-from questdb.errors import Gone, NotFound
+from questdb.errors import Gone, InvalidInput, NotFound
 from sessions_app.api.serializers import SessionSerializer
 from sessions_app.keys import session_key, session_token_key
 from sessions_app.models import Session
@@ -64,7 +64,9 @@ def session_payload(*, session_id) -> Payload:
     return _cached(key, lambda: session_get(session_id=key.ident))
 
 
-def session_payload_by_token(*, token: str) -> Payload:
+def session_payload_by_token(*, token) -> Payload:
+    if not isinstance(token, str) or not token or len(token) > 255:
+        raise InvalidInput("token must be a non-empty string.", code="invalid_token", field="token")
     return _cached(session_token_key(token), lambda: session_get_by_token(token=token))
 
 
