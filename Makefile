@@ -9,7 +9,12 @@ TEST_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/questdb \
 	REDIS_URL=redis://127.0.0.1:6379/15 \
 	CACHE_KEY_PREFIX=questdb-test
 
-.PHONY: run test lint bench standby-start standby-stop services clean
+# Python code generated from proto/ into questdb/v1/ (not committed; see the README's gRPC section).
+PROTOS := $(wildcard proto/questdb/v1/*.proto)
+GENERATED := questdb/v1/.generated
+NODE_CLIENT := tests/grpc/node
+
+.PHONY: run test lint bench standby-start standby-stop services clean proto
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +28,18 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-run: $(VENV)/.runtime
+$(GENERATED): $(PROTOS) | $(VENV)/.runtime
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	touch $@
+
+proto: $(GENERATED)
+
+# The independent Node gRPC client of the tests, from its lockfile.
+$(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
+	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: $(VENV)/.runtime $(GENERATED)
 	$(BIN)/python manage.py migrate --noinput
 	@echo
 	@echo "questdb is starting on http://127.0.0.1:8000 (admin: http://127.0.0.1:8000/admin/)"
@@ -41,18 +57,19 @@ standby-start: services
 standby-stop:
 	scripts/standby.sh stop
 
-lint: $(VENV)/.dev
+lint: $(VENV)/.dev $(GENERATED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/lint-imports --no-cache
+	cd proto && ../$(BIN)/buf lint
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres $(BIN)/python manage.py makemigrations --check --dry-run
 
-test: $(VENV)/.dev standby-start lint
+test: $(VENV)/.dev $(GENERATED) $(NODE_CLIENT)/node_modules/.installed standby-start lint
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.dev standby-start
+bench: $(VENV)/.dev $(GENERATED) standby-start
 	$(BIN)/python -m bench $(if $(SIZE),--users $(SIZE))
 
 clean:
-	rm -rf $(VENV) db.sqlite3 var .pytest_cache .ruff_cache
+	rm -rf $(VENV) db.sqlite3 var .pytest_cache .ruff_cache questdb/v1 $(NODE_CLIENT)/node_modules

@@ -4,7 +4,9 @@
 # With no arguments it serves the app: wait (bounded) for the primary, apply
 # migrations under a PostgreSQL advisory lock (so that several app containers
 # starting at once migrate exactly once), then replace itself with gunicorn.
-# With arguments it runs them instead, e.g. `python manage.py backup`.
+# With the argument `grpc` it does the same start-up, then serves the gRPC
+# services instead (`manage.py grpcserver`, GRPC_PORT, default 50052).
+# With other arguments it runs them instead, e.g. `python manage.py backup`.
 #
 # Environment:
 #   WAIT_FOR_DB       0 skips waiting for the primary (default 1)
@@ -25,7 +27,10 @@ is_off() {
     esac
 }
 
-if [ "$#" -gt 0 ]; then
+SERVER=gunicorn
+if [ "${1:-}" = "grpc" ] && [ "$#" -eq 1 ]; then
+    SERVER=grpc
+elif [ "$#" -gt 0 ]; then
     exec "$@"
 fi
 
@@ -41,5 +46,9 @@ else
     python manage.py migrate_locked --lock-timeout "${MIGRATE_LOCK_TIMEOUT:-900}"
 fi
 
+if [ "$SERVER" = "grpc" ]; then
+    log "starting the gRPC server"
+    exec python manage.py grpcserver
+fi
 log "starting gunicorn"
 exec gunicorn -c gunicorn.conf.py questdb.config.wsgi

@@ -6,14 +6,17 @@ then the servicer inside the same read-routing scope as a REST request (`questdb
 with Django's database connections handed back to their pools before and after, and a read that a
 dead replica broke run once more on the primary. Success sends `x-request-id` and, after a write,
 `x-consistency-token` in the initial metadata; a failure aborts with the status `errors` maps it to.
-Each RPC ends with the same log line and metrics as an HTTP request. Tokens and bodies are never logged.
+When the caller's deadline passes or it cancels, the database query the RPC waits for is
+cancelled. Each RPC ends with the same log line and metrics as an HTTP request. Tokens and bodies are never logged.
 """
 
+import contextlib
 import logging
+import threading
 import time
 
 import grpc
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from questdb.db import router as routing
 from questdb.db.middleware import fall_back_to_primary
@@ -64,6 +67,7 @@ def _run(path: str, writes: bool, behavior, request, context: grpc.ServicerConte
     request_id = request_id_for(metadata.get(REQUEST_ID_KEY, ""))
     caller, status = None, grpc.StatusCode.OK
     close_old_connections()
+    running = _cancel_queries_when_abandoned(context)
     try:
         min_lsn = _consistency_floor(metadata)
         caller = auth.authenticate(metadata, writes=writes)
@@ -88,6 +92,7 @@ def _run(path: str, writes: bool, behavior, request, context: grpc.ServicerConte
         status = failure.status
         context.abort_with_status(errors.status_of(failure, extra_metadata=((REQUEST_ID_KEY, request_id),)))
     finally:
+        running.clear()
         close_old_connections()
         record_request(
             method=LOG_METHOD,
@@ -98,6 +103,26 @@ def _run(path: str, writes: bool, behavior, request, context: grpc.ServicerConte
             request_id=request_id,
             caller=caller.name if caller else None,
         )
+
+
+def _cancel_queries_when_abandoned(context: grpc.ServicerContext) -> threading.Event:
+    """Once the RPC ends without its answer (deadline passed, caller cancelled), cancel the query it is
+    still waiting for, so a lock wait or slow query does not outlive the caller's deadline."""
+    running = threading.Event()
+    running.set()
+    wrappers = [connections[alias] for alias in connections]  # this thread's; the callback runs on another
+
+    def on_termination() -> None:
+        if not running.is_set():
+            return  # answered: nothing to cancel
+        for wrapper in wrappers:
+            connection = wrapper.connection
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.cancel_safe(timeout=1)
+
+    context.add_callback(on_termination)
+    return running
 
 
 def _consistency_floor(metadata: dict) -> int:

@@ -55,7 +55,7 @@ def assert_same(message: Message, payload: dict, *, renames: dict | None = None,
         value = getattr(message, name) if has else None
         if field.message_type is not None and field.message_type.full_name == "google.protobuf.Timestamp":
             assert _timestamp(value) == _rest_time(rest_value), key
-        elif field.label == field.LABEL_REPEATED:
+        elif field.is_repeated:
             assert len(value) == len(rest_value), key
             for item, rest_item in zip(value, rest_value, strict=True):
                 assert_same(item, rest_item)
