@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from characters.models import Character
-from questdb import replicas
+from questdb.db import replicas
 from questdb.v1 import characters_pb2 as cpb
 from questdb.v1 import users_pb2 as upb
 from tests.grpc.conftest import grpc_server
