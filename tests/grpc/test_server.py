@@ -15,9 +15,9 @@ from characters.models import Character
 from questdb.db import replicas
 from questdb.v1 import characters_pb2 as cpb
 from questdb.v1 import users_pb2 as upb
+from tests.db.helpers import connect, wait_for_replay, wait_until
 from tests.grpc.conftest import grpc_server
 from tests.grpc.helpers import error_code, failure
-from tests.routing.helpers import connect, wait_for_replay, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 SERVICES = ("questdb.v1.UserService", "questdb.v1.CharacterDbService", "questdb.v1.SessionService")
