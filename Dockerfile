@@ -4,6 +4,7 @@
 #   docker build -t questdb .
 #   docker run -e DATABASE_URL=... -e SECRET_KEY=... -p 8000:8000 questdb
 #   docker run ... questdb python manage.py backup
+#   docker run -e DATABASE_URL=... -e SECRET_KEY=... -p 50052:50052 questdb grpc
 #
 # Stage "builder" compiles the virtualenv; the final stage gets only that
 # virtualenv, the project and the runtime libraries (no compiler). The image
@@ -61,6 +62,10 @@ WORKDIR /app
 # The code belongs to root: the service user can read it but not change it.
 COPY . /app
 
+# The gRPC code is generated from proto/ at build time (it is not committed).
+RUN python -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. proto/questdb/v1/users.proto \
+        proto/questdb/v1/characters.proto proto/questdb/v1/sessions.proto
+
 # Static files are collected at build time; the settings need a (dummy) production environment.
 RUN SECRET_KEY=collectstatic-only-dummy-secret-key-never-used-at-run-time-0123456789 \
     DATABASE_URL=sqlite:////tmp/collectstatic.sqlite3 \
@@ -68,7 +73,7 @@ RUN SECRET_KEY=collectstatic-only-dummy-secret-key-never-used-at-run-time-012345
     && rm -f /tmp/collectstatic.sqlite3
 
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 50052
 
 # /healthz answers without touching the database. The Host header must be one the
 # app allows: the first entry of ALLOWED_HOSTS (localhost if it is empty).

@@ -11,8 +11,12 @@ TEST_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/questdb \
 
 # The identity harness: the real better-auth from the npm registry, pinned by its lockfile.
 IDENTITY := tests/identity
+# Python code generated from proto/ into questdb/v1/ (not committed; see the README's gRPC section).
+PROTOS := $(wildcard proto/questdb/v1/*.proto)
+GENERATED := questdb/v1/.generated
+NODE_CLIENT := tests/grpc/node
 
-.PHONY: run test lint bench standby-start standby-stop services clean
+.PHONY: run test lint bench standby-start standby-stop services clean proto
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +30,18 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-run: $(VENV)/.runtime
+$(GENERATED): $(PROTOS) | $(VENV)/.runtime
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	touch $@
+
+proto: $(GENERATED)
+
+# The independent Node gRPC client of the tests, from its lockfile.
+$(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
+	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: $(VENV)/.runtime $(GENERATED)
 	$(BIN)/python manage.py migrate --noinput
 	@echo
 	@echo "questdb is starting on http://127.0.0.1:8000 (admin: http://127.0.0.1:8000/admin/)"
@@ -49,18 +64,19 @@ $(IDENTITY)/node_modules/.installed: $(IDENTITY)/package.json $(IDENTITY)/packag
 	cd $(IDENTITY) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-lint: $(VENV)/.dev
+lint: $(VENV)/.dev $(GENERATED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/lint-imports --no-cache
+	cd proto && ../$(BIN)/buf lint
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres $(BIN)/python manage.py makemigrations --check --dry-run
 
-test: $(VENV)/.dev standby-start lint $(IDENTITY)/node_modules/.installed
+test: $(VENV)/.dev $(GENERATED) $(IDENTITY)/node_modules/.installed $(NODE_CLIENT)/node_modules/.installed standby-start lint
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.dev standby-start
+bench: $(VENV)/.dev $(GENERATED) standby-start
 	$(BIN)/python -m bench $(if $(SIZE),--users $(SIZE))
 
 clean:
-	rm -rf $(VENV) db.sqlite3 var .pytest_cache .ruff_cache $(IDENTITY)/node_modules
+	rm -rf $(VENV) db.sqlite3 var .pytest_cache .ruff_cache questdb/v1 $(IDENTITY)/node_modules $(NODE_CLIENT)/node_modules

@@ -6,7 +6,9 @@
 # starting at once migrate exactly once), then replace itself with gunicorn.
 # Migrations connect as the owner role (DATABASE_OWNER_URL, default DATABASE_URL);
 # gunicorn serves as DATABASE_URL's role, the runtime role (README "Database roles").
-# With arguments it runs them instead, e.g. `python manage.py backup`.
+# With the argument `grpc` it does the same start-up, then serves the gRPC
+# services instead (`manage.py grpcserver`, GRPC_PORT, default 50052), as the same role.
+# With other arguments it runs them instead, e.g. `python manage.py backup`.
 #
 # Environment:
 #   WAIT_FOR_DB       0 skips waiting for the primary (default 1)
@@ -27,7 +29,10 @@ is_off() {
     esac
 }
 
-if [ "$#" -gt 0 ]; then
+SERVER=gunicorn
+if [ "${1:-}" = "grpc" ] && [ "$#" -eq 1 ]; then
+    SERVER=grpc
+elif [ "$#" -gt 0 ]; then
     exec "$@"
 fi
 
@@ -43,5 +48,9 @@ else
     python manage.py migrate_locked --lock-timeout "${MIGRATE_LOCK_TIMEOUT:-900}"
 fi
 
+if [ "$SERVER" = "grpc" ]; then
+    log "starting the gRPC server"
+    exec python manage.py grpcserver
+fi
 log "starting gunicorn"
 exec gunicorn -c gunicorn.conf.py questdb.config.wsgi

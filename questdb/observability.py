@@ -48,7 +48,8 @@ REQUEST_DURATION = Histogram(
 
 # Label values come from a fixed set: a method outside it counts as "other", so made-up methods
 # (any token is a valid HTTP method) cannot grow /metrics. Routes are URL names from the resolver.
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+# "GRPC" is the gRPC server's requests, which share the request metric and log line.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "GRPC"})
 
 
 def method_label(method: str) -> str:

@@ -60,6 +60,28 @@ def character_payload(*, character_id) -> Payload:
     return serve_character(record)
 
 
+def character_payloads(*, character_ids: list) -> list[Payload | None]:
+    """Many characters' bodies and ETags, in order; None for an id that finds nothing.
+
+    The cached ones come in one round trip; each miss is filled as `character_payload` fills it.
+    """
+    keys = [character_key(character_id) for character_id in character_ids]
+    records = iter(lookup_cache.peek_many([key for key in keys if key is not None]))
+    answers: list[Payload | None] = []
+    for key in keys:
+        record = next(records) if key is not None else None
+        try:
+            if record is not None:
+                answers.append(serve_character(record))
+            elif key is not None:
+                answers.append(character_payload(character_id=key.ident))
+            else:
+                answers.append(None)
+        except NotFound:
+            answers.append(None)
+    return answers
+
+
 def serve_character_list(record: bytes) -> Payload:
     """A user's characters in the paginated envelope, when one page holds them all."""
     meta, body = unpack(record)

@@ -12,15 +12,19 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
-@require_GET
-def readyz(request):
-    databases = {}
+def primary_report() -> dict:
+    """Whether the primary answers a query now; readiness reports failures, it never raises them."""
     try:
         with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
             cursor.execute("SELECT 1")
-        databases[DEFAULT_DB_ALIAS] = {"role": "primary", "reachable": True, "taking_reads": True}
-    except Exception as error:  # readiness reports failures, it never raises them
-        databases[DEFAULT_DB_ALIAS] = {"role": "primary", "reachable": False, "error": error.__class__.__name__}
+        return {"role": "primary", "reachable": True, "taking_reads": True}
+    except Exception as error:
+        return {"role": "primary", "reachable": False, "error": error.__class__.__name__}
+
+
+@require_GET
+def readyz(request):
+    databases = {DEFAULT_DB_ALIAS: primary_report()}
     replica_reports = replicas.monitor.report()
     for alias, report in replica_reports.items():
         databases[alias] = {"role": "replica", **report}

@@ -159,6 +159,23 @@ class LookupCache:
             EVENTS.labels(key.family, "hit").inc()
         return record
 
+    def peek_many(self, keys: list[Key]) -> list[bytes | None]:
+        """The cached records for `keys` in one round trip (MGET); None for each one not cached."""
+        client = self.client()
+        if not keys or client is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
+            return [None] * len(keys)
+        try:
+            records = client.mget([key.value for key in keys])
+        except Exception as error:
+            if not _is_redis_error(error):
+                raise
+            self.note_failure(error)
+            return [None] * len(keys)
+        for key, record in zip(keys, records, strict=True):
+            if record is not None:
+                EVENTS.labels(key.family, "hit").inc()
+        return records
+
     def _wait_for_fill(self, client, key: Key) -> bytes | None:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         delay = 0.002

@@ -193,6 +193,18 @@ API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=10.0)
 # Refuse request bodies larger than this (bytes) with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=256 * 1024)
 
+# --- gRPC (`manage.py grpcserver`) ---------------------------------------------
+GRPC_LISTEN_ADDR = env.str("GRPC_LISTEN_ADDR", default="0.0.0.0")
+GRPC_PORT = env.int("GRPC_PORT", default=50052)
+# Threads serving RPCs; each holds at most one database connection per alias (see the connection budget).
+GRPC_MAX_WORKERS = env.int("GRPC_MAX_WORKERS", default=8)
+# Seconds in-flight RPCs get to finish after SIGTERM.
+GRPC_SHUTDOWN_GRACE = env.float("GRPC_SHUTDOWN_GRACE", default=10.0)
+# Seconds between readiness checks behind grpc.health.v1 (SERVING only while the primary answers).
+GRPC_HEALTH_CHECK_INTERVAL = env.float("GRPC_HEALTH_CHECK_INTERVAL", default=2.0)
+# Port of the gRPC process's own Prometheus endpoint; 0 turns it off.
+GRPC_METRICS_PORT = env.int("GRPC_METRICS_PORT", default=9102)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "questdb API",
     "DESCRIPTION": "Accounts, characters and sessions of the game backend.",

@@ -43,11 +43,16 @@ class ConsistencyMiddleware:
         return response
 
     def process_exception(self, request, exception):
-        if not replica_failed_under_read(exception):
-            return None
-        state = current()
-        # The replica died under this read: skip it and answer from the primary instead.
-        replicas.monitor.mark_down(state.pinned, reason=str(exception))
-        connections[state.pinned].close()
-        state.pinned = DEFAULT_DB_ALIAS
-        return self.get_response(request)
+        return self.get_response(request) if fall_back_to_primary(exception) else None
+
+
+def fall_back_to_primary(exception: Exception) -> bool:
+    """After a database error: when it broke a read on a replica, skip that replica and point the request's
+    reads at the primary, and say True (the caller runs the read again); else False."""
+    if not replica_failed_under_read(exception):
+        return False
+    state = current()
+    replicas.monitor.mark_down(state.pinned, reason=str(exception))
+    connections[state.pinned].close()
+    state.pinned = DEFAULT_DB_ALIAS
+    return True

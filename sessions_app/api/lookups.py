@@ -85,7 +85,9 @@ def session_payload(*, session_id) -> Payload:
     return _cached(key, lambda: session_find(session_id=key.ident))
 
 
-def session_payload_by_token(*, token: str) -> Payload:
+def session_payload_by_token(*, token) -> Payload:
+    if not isinstance(token, str) or not token or len(token) > 255:
+        raise InvalidInput("token must be a non-empty string.", code="invalid_token", field="token")
     return _cached(session_token_key(token), lambda: session_find_by_token(token=token))
 
 

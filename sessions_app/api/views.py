@@ -6,7 +6,6 @@ from rest_framework.response import Response
 from questdb.api.responses import json_body
 from questdb.api.schema import ERROR_RESPONSES as E
 from questdb.api.schema import ErrorBody
-from questdb.errors import InvalidInput
 from sessions_app import services
 from sessions_app.api import lookups
 from sessions_app.api.serializers import SessionLookupRequest, SessionSerializer
@@ -34,8 +33,6 @@ class SessionViewSet(viewsets.GenericViewSet):
     @action(detail=False, methods=["post"])
     def lookup(self, request):
         token = request.data.get("token") if isinstance(request.data, dict) else None
-        if not isinstance(token, str) or not token or len(token) > 255:
-            raise InvalidInput("token must be a non-empty string.", code="invalid_token", field="token")
         return json_body(lookups.session_payload_by_token(token=token))
 
     @extend_schema(request=None, responses=_session)

@@ -83,7 +83,9 @@ def test_every_service_is_declared(services):
     assert set(services) >= SERVICES, f"missing services: {SERVICES - set(services)}"
 
 
-@pytest.mark.parametrize(("service", "port"), [("primary", 5432), ("replica", 5432), ("redis", 6379), ("proxy", 8080)])
+@pytest.mark.parametrize(
+    ("service", "port"), [("primary", 5432), ("replica", 5432), ("redis", 6379), ("proxy", 8080), ("grpc", 50052)]
+)
 def test_ports_are_published_on_localhost(services, service, port):
     assert port in _container_ports(services[service])
     for mapping in services[service]["ports"]:
