@@ -144,6 +144,7 @@ def _owner_and_name_holders(*, owner_id, name: str) -> tuple[list[dict], bool]:
     owner = (
         User.objects.using(DEFAULT_DB_ALIAS)
         .filter(id=owner_id)
+        .order_by()
         .values_list(
             Value(None, output_field=UUIDField()),
             "id",
