@@ -20,6 +20,7 @@ from rest_framework import serializers
 
 from questdb.api.responses import json_body
 from questdb.cache.batch import LookupResult
+from questdb.cache.records import Payload
 from questdb.errors import InvalidInput
 
 INVALID_IDS = "invalid_ids"
@@ -54,7 +55,7 @@ def batch_body(results: Sequence[LookupResult]) -> bytes:
 
 
 def batch_response(results: Sequence[LookupResult]):
-    return json_body(batch_body(results))
+    return json_body(Payload(batch_body(results), {}))
 
 
 BatchRequest = inline_serializer(

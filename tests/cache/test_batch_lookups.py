@@ -187,7 +187,7 @@ def test_a_user_batch_is_the_single_lookups_answers(make_user, django_assert_num
     with django_assert_num_queries(1):  # the unknown id again: misses are not cached, new rows appear at once
         again = user_lookups.user_payloads(user_ids=asked)
     assert [r.body for r in results] == [r.body for r in again]
-    assert results[0].body == user_lookups.user_payload(user_id=users[2].id)
+    assert results[0].body == user_lookups.user_payload(user_id=users[2].id).body
     assert [(r.id, r.found, r.error and r.error.code) for r in results] == [
         (asked[0], True, None),
         (UNKNOWN, False, "user_not_found"),
