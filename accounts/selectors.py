@@ -15,6 +15,12 @@ def user_get(*, user_id) -> User:
     return user
 
 
+def user_get_many(*, user_ids) -> list[User]:
+    """The users among `user_ids` (in no particular order); malformed ids find nothing."""
+    wanted = [uuid for uuid in map(parse_uuid, user_ids) if uuid]
+    return list(User.objects.filter(id__in=wanted)) if wanted else []
+
+
 def user_get_by_username(*, username: str) -> User:
     user = User.objects.with_username(username).first()
     if user is None:

@@ -53,9 +53,9 @@ FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS g,
 """
 
 CHARACTERS_SQL = f"""
-INSERT INTO characters (id, user_id, name, money, stats, inventory, skills, looks, position, is_active,
+INSERT INTO characters (id, user_id, slot, name, money, stats, inventory, skills, looks, position, is_active,
                         deleted_at, purge_at, created_at, updated_at)
-SELECT {_uuid("c", "k")}, {_uuid("u", "o.owner")}, 'ch' || k, (k * 7919) %% 1000000,
+SELECT {_uuid("c", "k")}, {_uuid("u", "o.owner")}, o.slot, 'ch' || k, (k * 7919) %% 1000000,
        jsonb_build_object('level', 1 + k %% 60, 'experience', (k * 13) %% 100000, 'strength', 10 + k %% 50,
                           'dexterity', 10 + k %% 40, 'intelligence', 10 + k %% 45, 'vitality', 10 + k %% 35,
                           'hp', 100 + k %% 500, 'mp', 50 + k %% 300),
@@ -71,7 +71,10 @@ SELECT {_uuid("c", "k")}, {_uuid("u", "o.owner")}, 'ch' || k, (k * 7919) %% 1000
 FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS k,
      LATERAL (SELECT CASE WHEN k <= %(listed)s THEN (k - 1) / {LIST_CHARACTERS} + 1
                           ELSE %(list_users)s + 1 + (k - %(listed)s - 1) %% (%(users)s - %(list_users)s)
-                     END AS owner) AS o,
+                     END AS owner,
+                     CASE WHEN k <= %(listed)s THEN (k - 1) %% {LIST_CHARACTERS}
+                          ELSE (k - %(listed)s - 1) / (%(users)s - %(list_users)s)
+                     END AS slot) AS o,
      LATERAL (SELECT now() - make_interval(secs => (%(total)s - k)::double precision / 1000) AS ts) AS t
 """
 

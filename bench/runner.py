@@ -20,7 +20,6 @@ from bench.server import Server, clean_environment, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_DB = 14
-REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 API_KEY_NAME = "questdb-bench"
 # DRF keeps a per-key list of request times for the window; a one-second window keeps it short.
 THROTTLE_RATE = "1000000/s"
@@ -46,6 +45,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny data, 1 s runs: checks that everything works")
     parser.add_argument("--database", help="database name (default questdb_bench, or questdb_bench_smoke)")
+    parser.add_argument(
+        "--redis-db",
+        type=int,
+        default=REDIS_DB,
+        help=f"Redis database number, flushed by cold runs (default {REDIS_DB})",
+    )
     parser.add_argument("--output", type=Path, help="directory for latest.md/latest.json (default bench/results)")
     parser.add_argument("--apps", default=",".join(APPS), help="servers to run, comma-separated: " + ", ".join(APPS))
     parser.add_argument("--scenarios", help="only these scenarios, comma-separated (default: all)")
@@ -117,7 +122,8 @@ class Bench:
         self.work = ROOT / "var" / "bench" / args.database
         self.samples = self.work / "samples"
         self.secret = secrets.token_urlsafe(64)
-        self.redis = redis.Redis.from_url(REDIS_URL)
+        self.redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
+        self.redis = redis.Redis.from_url(self.redis_url)
         self.wrk = load.ensure_wrk()
         self.results: list[dict] = []
         self.api_key = ""
@@ -135,7 +141,7 @@ class Bench:
             ALLOWED_HOSTS="127.0.0.1",
             DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{self.args.database}",
             DB_READ_HOST="127.0.0.1:5433",
-            REDIS_URL=REDIS_URL,
+            REDIS_URL=self.redis_url,
             CACHE_KEY_PREFIX="questdb-bench",
             LOG_LEVEL="WARNING",
             API_THROTTLE_RATE=THROTTLE_RATE,
@@ -217,7 +223,7 @@ class Bench:
         """One request per scenario, checked, so a broken setup fails here with the server's answer."""
         for scenario in self.args.scenario_list:
             names = list(MIX) if scenario.name == "mix" else [scenario.name]
-            for name in names:
+            for name in (n for n in names if app == "questdb" or BY_NAME[n].on_naive):
                 key = read_samples(self.samples, SAMPLE_OF[name], 1)[0]
                 req = build_request(name, key, tag="pre")
                 status, body = server.request(req, api_key=self.api_key)
@@ -269,6 +275,7 @@ class Bench:
             "scenario": scenario_name if app != "ceiling" else "ceiling",
             "label": label,
             "group": BY_NAME[scenario_name].group if app != "ceiling" else "ceiling",
+            "lookups_per_request": BY_NAME[scenario_name].lookups if app != "ceiling" else 1,
             "state": state,
             "requests": result["requests"],
             "seconds": round(seconds, 2),
@@ -302,7 +309,8 @@ class Bench:
             for scenario in self.args.scenario_list:
                 for state in scenario.states:
                     for app in (a for a in ("questdb", "naive") if a in servers):
-                        self.run_one(servers[app], app, scenario, state)
+                        if app == "questdb" or scenario.on_naive:
+                            self.run_one(servers[app], app, scenario, state)
                 if scenario.group in ("write", "mix"):
                     dataset.delete_created_characters(self.args.database, CREATED_PREFIX)
             if "ceiling" in servers:
@@ -320,7 +328,7 @@ class Bench:
             if state == COLD:
                 self.redis.flushdb()
             elif scenario.warms_up:
-                self.warm_up(server, [scenario.name])
+                self.warm_up(server, [scenario.warm_with or scenario.name])
             elif scenario.name == "mix":
                 self.warm_up(server, [name for name in MIX if BY_NAME[name].warms_up])
         # The naive app has no cache: its warm runs just draw from the same hot set.

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WARM = "warm"
+BATCH_SIZE = 50  # ids per request of the batch scenario; bench.lua holds the same number
 COLD = "cold"
 # Writes and the mix have no cold variant: they are measured once, after the reads they touch were warmed.
 ONCE = "-"
@@ -24,10 +25,13 @@ class Scenario:
     samples: tuple[str, ...]  # sample files the requests draw keys from
     states: tuple[str, ...]
     ok_status: int = 200
+    lookups: int = 1  # lookups each request carries (a batch carries many)
+    on_naive: bool = True  # the naive app has no batch endpoint: such scenarios run on questdb only
+    warm_with: str = ""  # the scenario whose warm-up fills what this one reads (default: itself)
 
     @property
     def warms_up(self) -> bool:
-        return self.group in ("point", "list")
+        return self.group in ("point", "list", "batch")
 
 
 SCENARIOS = (
@@ -37,6 +41,16 @@ SCENARIOS = (
     Scenario("character_id", "character by id", "point", ("character_ids",), (COLD, WARM)),
     Scenario("character_list", "user's characters (10)", "list", ("list_user_ids",), (COLD, WARM)),
     Scenario("session_lookup", "session lookup by token", "point", ("session_tokens",), (COLD, WARM)),
+    Scenario(
+        "character_batch",
+        f"{BATCH_SIZE} characters by id, one batch",
+        "batch",
+        ("character_ids",),
+        (COLD, WARM),
+        lookups=BATCH_SIZE,
+        on_naive=False,
+        warm_with="character_id",
+    ),
     Scenario("session_refresh", "session refresh", "write", ("session_ids",), (ONCE,)),
     Scenario("character_patch", "character PATCH money", "write", ("character_ids",), (ONCE,)),
     Scenario("character_create", "character create", "write", ("create_user_ids",), (ONCE,), ok_status=201),
@@ -77,7 +91,9 @@ class Request:
 
 
 def build_request(name: str, key: str, *, tag: str = "py", counter: int = 0) -> Request:
-    """One request of scenario `name` for `key`, as bench.lua builds it (used for warm-up and pre-flight checks)."""
+    """One request of scenario `name` for `key`, as bench.lua builds it (used for warm-up and pre-flight checks).
+
+    A batch asks for `key` and BATCH_SIZE - 1 unknown ids, so a pre-flight sees both kinds of item."""
     if name == "user_id":
         return Request("GET", f"/api/v1/users/{key}/")
     if name == "user_username":
@@ -88,6 +104,9 @@ def build_request(name: str, key: str, *, tag: str = "py", counter: int = 0) -> 
         return Request("GET", f"/api/v1/characters/{key}/")
     if name == "character_list":
         return Request("GET", f"/api/v1/characters/?user={key}")
+    if name == "character_batch":
+        ids = [key] + [f"00000000-0000-4000-8000-{n:012d}" for n in range(BATCH_SIZE - 1)]
+        return Request("POST", "/api/v1/characters/batch/", json.dumps({"ids": ids}).encode())
     if name == "session_lookup":
         return Request("POST", "/api/v1/sessions/lookup/", json.dumps({"token": key}).encode())
     if name == "session_refresh":

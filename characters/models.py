@@ -52,6 +52,10 @@ class Character(TimestampedModel):
     is_active = models.BooleanField(default=True, db_default=True)
     deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
     purge_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The owner's character slot, 0..MAX_CHARACTERS_PER_USER-1, unique per owner: the index holds the
+    # per-user limit under concurrent creates. A row keeps its slot until it is deleted (pending deletion
+    # included); null only for rows written around characters.services, which then serializes that owner.
+    slot = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
 
     objects = CharacterQuerySet.as_manager()
 
@@ -67,6 +71,7 @@ class Character(TimestampedModel):
         constraints = [
             # Pending-deletion rows still hold their name until they are purged.
             models.UniqueConstraint(Lower("name"), name="characters_name_ci_unique"),
+            models.UniqueConstraint(fields=["user", "slot"], name="characters_user_slot_unique"),
             models.CheckConstraint(condition=models.Q(money__gte=0), name="characters_money_non_negative"),
             models.CheckConstraint(condition=models.Q(name__regex=NAME_PATTERN), name="characters_name_format"),
             models.CheckConstraint(

@@ -15,7 +15,6 @@ from questdb.grpc.registry import RpcService
 from questdb.v1 import characters_pb2 as pb
 from questdb.v1 import characters_pb2_grpc
 
-MAX_BATCH = 100
 OBJECT_FIELDS = ("stats", "looks", "position")
 LIST_FIELDS = ("inventory", "skills")
 # Proto field names whose REST (and service) name differs.
@@ -108,14 +107,12 @@ class CharacterServicer(characters_pb2_grpc.CharacterDbServiceServicer):
 
     def GetCharacters(self, request, context):
         ids = list(dict.fromkeys(request.ids))
-        if len(ids) > MAX_BATCH:
-            raise InvalidInput(f"At most {MAX_BATCH} ids per call.", code="too_many_ids", field="ids")
         response = pb.GetCharactersResponse()
-        for character_id, answer in zip(ids, lookups.character_payloads(character_ids=ids), strict=True):
-            if answer is None:
-                response.not_found_ids.append(character_id)
+        for result in lookups.character_payloads(character_ids=ids):
+            if result.found:
+                response.characters.append(_from_cached(Payload(result.body, result.headers)))
             else:
-                response.characters.append(_from_cached(answer))
+                response.not_found_ids.append(result.id)
         return response
 
     def GetCharacterList(self, request, context):

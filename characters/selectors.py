@@ -15,6 +15,12 @@ def character_get(*, character_id) -> Character:
     return character
 
 
+def character_get_many(*, character_ids) -> list[Character]:
+    """The existing characters among `character_ids` (in no particular order); malformed ids find nothing."""
+    wanted = [uuid for uuid in map(parse_uuid, character_ids) if uuid]
+    return list(Character.objects.existing().filter(id__in=wanted)) if wanted else []
+
+
 def character_list(*, user_id=None):
     characters = Character.objects.existing()
     if user_id is not None:

@@ -4,7 +4,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.models import CharField, DateTimeField, PositiveSmallIntegerField, UUIDField, Value
 from django.utils import timezone
 
 from accounts.models import User
@@ -87,42 +88,114 @@ def _locked(character_id) -> Character:
     return _existing(Character.objects.select_for_update(), character_id)
 
 
+class _SlotTaken(Exception):
+    """Another create took the chosen slot first."""
+
+
+def _limit_reached() -> Conflict:
+    return Conflict(
+        f"A user may have at most {settings.MAX_CHARACTERS_PER_USER} characters.", code=CHARACTER_LIMIT_REACHED
+    )
+
+
 def character_create(*, user_id: Any, name: Any, **starting: Any) -> Character:
+    """Create a character in its owner's lowest free slot.
+
+    Usually one query and one INSERT, outside any transaction: the query reads the owner, the
+    owner's characters and whoever holds the name; the INSERT takes a free slot under the
+    (user_id, slot) and name unique indexes, which settle concurrent creates. A create that
+    loses the race for a slot looks again; each loss means another create took a slot, so
+    this ends within the limit's number of tries.
+    """
     name = validate_name(name)
     fields = validate_fields(starting, allowed=STARTING_FIELDS)
     owner_id = parse_uuid(user_id)
     if owner_id is None:
         raise InvalidInput("user must be a user id.", code="invalid_user", field="user")
-    with transaction.atomic():
-        # Locking the owner serializes one user's creates, so the limit cannot be overrun.
-        user = User.objects.select_for_update().filter(id=owner_id).first()
-        if user is None:
-            raise InvalidInput("No user with this id.", code="user_not_found", field="user")
-        # One query answers both rules: the owner's characters, and whoever holds the name.
-        now, wanted = timezone.now(), name.lower()
-        columns = ("id", "user_id", "name", "purge_at")
-        owned = Character.objects.owned_by(user.id).order_by().values_list(*columns)
-        rows = list(owned.union(Character.objects.named(name).order_by().values_list(*columns)))
-        still_there = [row for row in rows if row[3] is None or row[3] > now]
-        if sum(1 for row in still_there if row[1] == user.id) >= settings.MAX_CHARACTERS_PER_USER:
-            raise Conflict(
-                f"A user may have at most {settings.MAX_CHARACTERS_PER_USER} characters.",
-                code=CHARACTER_LIMIT_REACHED,
-            )
-        if any(row[2].lower() == wanted for row in still_there):
-            raise Conflict("This name is taken.", code=NAME_TAKEN, field="name")
-        lapsed = [row[0] for row in rows if row not in still_there and row[2].lower() == wanted]
-        if lapsed:
-            # The holder is past its purge time, so it is gone: free the name now, not at the next purge.
-            Character.objects.filter(id__in=lapsed).delete()
+    for _attempt in range(settings.MAX_CHARACTERS_PER_USER + 1):
         try:
-            return Character.objects.create(user=user, name=name, **fields)
-        except IntegrityError as error:
-            # Two creates of one name raced past the check: the unique index decides.
-            # (No savepoint needed: the error leaves this transaction, which rolls back.)
-            if violated_constraint(error) == "characters_name_ci_unique" or "characters_name_ci_unique" in str(error):
-                raise Conflict("This name is taken.", code=NAME_TAKEN, field="name") from None
-            raise
+            return _create_in_free_slot(owner_id=owner_id, name=name, fields=fields)
+        except _SlotTaken:
+            continue
+    raise _limit_reached()
+
+
+def _create_in_free_slot(*, owner_id, name: str, fields: dict) -> Character:
+    rows, owner_exists = _owner_and_name_holders(owner_id=owner_id, name=name)
+    if not owner_exists:
+        raise InvalidInput("No user with this id.", code="user_not_found", field="user")
+    limit, now = settings.MAX_CHARACTERS_PER_USER, timezone.now()
+    mine = [row for row in rows if row["user_id"] == owner_id and not _lapsed(row, now)]
+    if any(row["slot"] is None or row["slot"] >= limit for row in mine):
+        # Characters outside the slots (written around this service, or a lowered limit): the index
+        # alone cannot hold the limit for this owner, so serialize the owner's creates as before.
+        with transaction.atomic():
+            if not User.objects.select_for_update().filter(id=owner_id).exists():
+                raise InvalidInput("No user with this id.", code="user_not_found", field="user")
+            rows, _ = _owner_and_name_holders(owner_id=owner_id, name=name)
+            return _insert_checked(owner_id=owner_id, name=name, fields=fields, rows=rows, now=timezone.now())
+    return _insert_checked(owner_id=owner_id, name=name, fields=fields, rows=rows, now=now)
+
+
+def _owner_and_name_holders(*, owner_id, name: str) -> tuple[list[dict], bool]:
+    """One query: the owner's characters, whoever holds the name, and whether the owner exists."""
+    columns = {"id": "id", "user_id": "user_id", "name": "name", "slot": "slot", "purge_at": "purge_at"}
+    characters = Character.objects.using(DEFAULT_DB_ALIAS).order_by()
+    owner = (
+        User.objects.using(DEFAULT_DB_ALIAS)
+        .filter(id=owner_id)
+        .order_by()
+        .values_list(
+            Value(None, output_field=UUIDField()),
+            "id",
+            Value(None, output_field=CharField()),
+            Value(None, output_field=PositiveSmallIntegerField()),
+            Value(None, output_field=DateTimeField()),
+        )
+    )
+    found = (
+        characters.owned_by(owner_id).values_list(*columns).union(characters.named(name).values_list(*columns), owner)
+    )
+    rows = [dict(zip(columns, values, strict=True)) for values in found]
+    return [row for row in rows if row["id"] is not None], any(row["id"] is None for row in rows)
+
+
+def _lapsed(row: dict, now) -> bool:
+    return row["purge_at"] is not None and row["purge_at"] <= now
+
+
+def _insert_checked(*, owner_id, name: str, fields: dict, rows: list[dict], now) -> Character:
+    limit, wanted = settings.MAX_CHARACTERS_PER_USER, name.lower()
+    mine = [row for row in rows if row["user_id"] == owner_id and not _lapsed(row, now)]
+    if len(mine) >= limit:
+        raise _limit_reached()
+    if any(row["name"].lower() == wanted and not _lapsed(row, now) for row in rows):
+        raise Conflict("This name is taken.", code=NAME_TAKEN, field="name")
+    lapsed = [
+        row["id"] for row in rows if _lapsed(row, now) and (row["user_id"] == owner_id or row["name"].lower() == wanted)
+    ]
+    if lapsed:
+        # Past their purge time they are gone: free their names and slots now, not at the next purge.
+        Character.objects.filter(id__in=lapsed).delete()
+    slot = min(set(range(limit)) - {row["slot"] for row in mine})
+    try:
+        return _insert(user_id=owner_id, name=name, slot=slot, **fields)
+    except IntegrityError as error:
+        constraint = violated_constraint(error) or str(error)
+        if "characters_user_slot_unique" in constraint:
+            raise _SlotTaken() from None
+        if "characters_name_ci_unique" in constraint:
+            raise Conflict("This name is taken.", code=NAME_TAKEN, field="name") from None
+        if "characters_user_id_fk" in constraint:  # the owner was deleted meanwhile
+            raise InvalidInput("No user with this id.", code="user_not_found", field="user") from None
+        raise
+
+
+def _insert(**fields) -> Character:
+    if connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        with transaction.atomic():  # a savepoint, so that a lost race leaves the outer transaction usable
+            return Character.objects.create(**fields)
+    return Character.objects.create(**fields)  # autocommit: one INSERT, no BEGIN/COMMIT
 
 
 def etag_matches(if_match: str, etag: str) -> bool:

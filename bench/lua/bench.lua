@@ -47,6 +47,7 @@ local function pick(name)
 end
 
 local letters = "abcdefghijklmnopqrstuvwxyz"
+local batch_size = 50 -- bench/scenarios.py BATCH_SIZE
 
 local function unique_name()
   counter = counter + 1
@@ -70,6 +71,13 @@ local builders = {
   end,
   character_list = function()
     return wrk.format("GET", "/api/v1/characters/?user=" .. pick("list_user_ids"), plain_headers)
+  end,
+  character_batch = function()
+    local ids = {}
+    for i = 1, batch_size do
+      ids[i] = '"' .. pick("character_ids") .. '"'
+    end
+    return wrk.format("POST", "/api/v1/characters/batch/", json_headers, '{"ids":[' .. table.concat(ids, ",") .. "]}")
   end,
   session_lookup = function()
     local body = '{"token":"' .. pick("session_tokens") .. '"}'
@@ -117,6 +125,7 @@ local files = {
   user_username = { "usernames" },
   user_email = { "emails" },
   character_id = { "character_ids" },
+  character_batch = { "character_ids" },
   character_list = { "list_user_ids" },
   session_lookup = { "session_tokens" },
   session_refresh = { "session_ids" },

@@ -1,6 +1,7 @@
 """Cached character payloads (the bodies of the character lookups and lists) and the hit path's routes for them."""
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.utils import timezone
@@ -11,6 +12,7 @@ from characters.api.serializers import CharacterSerializer
 from characters.keys import character_key, characters_of_user_key
 from characters.models import Character
 from questdb.api.pagination import StandardPagination
+from questdb.cache.batch import LookupResult, cached_lookups
 from questdb.cache.hit_path import CachedRead, NotServedFromCache, api_path
 from questdb.cache.keys import Key
 from questdb.cache.records import Payload, pack, unpack
@@ -40,6 +42,12 @@ def serve_character(record: bytes) -> Payload:
     return Payload(body, {"ETag": meta["etag"]})
 
 
+def character_record(character: Character) -> bytes:
+    """What the cache keeps for a character: its ETag, its purge time and its body."""
+    body = JSONRenderer().render(CharacterSerializer(character).data)
+    return pack({"etag": character.etag(), "purge_at": _purge_epoch(character)}, body)
+
+
 def character_payload(*, character_id) -> Payload:
     """The character's JSON body and its headers (the ETag)."""
     key = character_key(character_id)
@@ -48,11 +56,9 @@ def character_payload(*, character_id) -> Payload:
 
     def fill() -> bytes | None:
         try:
-            character = selectors.character_get(character_id=key.ident)
+            return character_record(selectors.character_get(character_id=key.ident))
         except NotFound:
             return None
-        body = JSONRenderer().render(CharacterSerializer(character).data)
-        return pack({"etag": character.etag(), "purge_at": _purge_epoch(character)}, body)
 
     record = lookup_cache.get_or_fill(key, fill)
     if record is None:
@@ -60,26 +66,23 @@ def character_payload(*, character_id) -> Payload:
     return serve_character(record)
 
 
-def character_payloads(*, character_ids: list) -> list[Payload | None]:
-    """Many characters' bodies and ETags, in order; None for an id that finds nothing.
+def _character_records(keys: list[Key]) -> dict[Key, bytes]:
+    characters = selectors.character_get_many(character_ids=[key.ident for key in keys])
+    return {character_key(character.pk): character_record(character) for character in characters}
 
-    The cached ones come in one round trip; each miss is filled as `character_payload` fills it.
+
+def character_payloads(*, character_ids: Sequence) -> list[LookupResult]:
+    """`character_payload` for many ids at once: one Redis round trip for the hits, one query for the misses.
+
+    One result per id, in order: the same body and ETag as the single lookup, or its 404.
     """
-    keys = [character_key(character_id) for character_id in character_ids]
-    records = iter(lookup_cache.peek_many([key for key in keys if key is not None]))
-    answers: list[Payload | None] = []
-    for key in keys:
-        record = next(records) if key is not None else None
-        try:
-            if record is not None:
-                answers.append(serve_character(record))
-            elif key is not None:
-                answers.append(character_payload(character_id=key.ident))
-            else:
-                answers.append(None)
-        except NotFound:
-            answers.append(None)
-    return answers
+    return cached_lookups(
+        character_ids,
+        key_for=character_key,
+        load_many=_character_records,
+        serve=serve_character,
+        not_found=selectors.character_not_found,
+    )
 
 
 def serve_character_list(record: bytes) -> Payload:

@@ -13,6 +13,7 @@ from characters.api.serializers import (
     CharacterSerializer,
     CharacterUpdateRequest,
 )
+from questdb.api.batch import BatchRequest, batch_ids, batch_response, batch_response_schema
 from questdb.api.responses import json_body
 from questdb.api.schema import ERROR_RESPONSES
 from questdb.cache.hit_path import NotServedFromCache
@@ -58,6 +59,8 @@ class CharacterViewSet(viewsets.GenericViewSet):
     serializer_class = CharacterSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     lookup_value_regex = "[^/]+"
+    # A batch lookup only reads, so a read-scoped key may call it although it is a POST.
+    read_only_actions = ("batch",)
 
     def get_queryset(self):
         return selectors.character_list(user_id=self.request.query_params.get("user"))
@@ -88,6 +91,16 @@ class CharacterViewSet(viewsets.GenericViewSet):
 
     def destroy(self, request, pk=None):
         return _with_etag(services.character_schedule_deletion(character_id=pk))
+
+    @extend_schema(
+        description="Many characters by id in one request: one item per id, in order, each the single lookup's "
+        "body and ETag, or its 404.",
+        request=BatchRequest,
+        responses={200: batch_response_schema("CharacterBatch", CharacterSerializer), 400: E[400]},
+    )
+    @action(detail=False, methods=["post"])
+    def batch(self, request):
+        return batch_response(lookups.character_payloads(character_ids=batch_ids(request.data)))
 
     @extend_schema(request=None, responses={200: CharacterSerializer, 404: E[404], 409: E[409]})
     @action(detail=True, methods=["post"])

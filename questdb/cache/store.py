@@ -26,7 +26,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from django.conf import settings
@@ -47,7 +47,7 @@ LUA = Path(__file__).with_name("lua")
 EVENTS = Counter("questdb_cache_events", "Lookup cache events by key family.", ["family", "event"])
 
 # Read once at import; redis-py sends each by its SHA (EVALSHA) and loads it when Redis does not know it.
-_SCRIPTS = {name: (LUA / f"{name}.lua").read_text() for name in ("lookup", "fill", "invalidate")}
+_SCRIPTS = {name: (LUA / f"{name}.lua").read_text() for name in ("lookup", "fill", "fill_many", "invalidate")}
 _lock_tokens = itertools.count()
 
 
@@ -143,6 +143,65 @@ class LookupCache:
                 self._release(client, key, token)
         return payload
 
+    def get_or_fill_many(
+        self, keys: Sequence[Key], load_many: Callable[[list[Key]], dict[Key, bytes]]
+    ) -> dict[Key, bytes | None]:
+        """The cached payloads of `keys`; the missed ones from `load_many(missed)` (and cached).
+
+        One Redis round trip (MGET of every value and stamp) answers all hits, `load_many`
+        loads every miss at once (one query), and one more round trip fills them, each
+        compare-and-set on the stamp it was read with: the no-stale-fill guarantee of
+        `get_or_fill`, key by key. The misses are read from a database that has replayed
+        the newest of their stamps. No fill lock: the misses cost one query however many
+        readers race, and the stamps alone keep fills correct. `load_many` returns the
+        records it found; keys it leaves out are not found (and not cached).
+        """
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return {}
+        client = self.client()
+        if client is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
+            found = load_many(keys)
+            return {key: found.get(key) for key in keys}
+        try:
+            replies = client.mget([name for key in keys for name in (key.value, key.stamp)])
+        except Exception as error:
+            if not _is_redis_error(error):
+                raise
+            self.note_failure(error)
+            found = load_many(keys)
+            return {key: found.get(key) for key in keys}
+        records: dict[Key, bytes | None] = {}
+        stamps: dict[Key, bytes] = {}
+        for index, key in enumerate(keys):
+            value, stamp = replies[2 * index], replies[2 * index + 1]
+            records[key] = value
+            if value is None:
+                stamps[key] = stamp or b""
+            EVENTS.labels(key.family, "hit" if value is not None else "miss").inc()
+        if stamps:
+            with routing.reads_at_least(max(_stamp_lsn(stamp) for stamp in stamps.values())):
+                found = load_many(list(stamps))
+            for key in stamps:
+                records[key] = found.get(key)
+            self._fill_many({key: (stamps[key], found[key]) for key in stamps if found.get(key) is not None})
+        return records
+
+    def _fill_many(self, fills: dict[Key, tuple[bytes, bytes]]) -> None:
+        if not fills:
+            return
+        keys = [name for key in fills for name in (key.value, key.stamp)]
+        args = [settings.CACHE_TTL, *(part for stamp, payload in fills.values() for part in (stamp, payload))]
+        try:
+            filled = self._scripts["fill_many"](keys=keys, args=args)
+        except Exception as error:
+            if not _is_redis_error(error):
+                raise
+            self.note_failure(error)
+            return
+        for key, done in zip(fills, filled, strict=True):
+            EVENTS.labels(key.family, "fill" if done else "fill_refused").inc()
+
     def peek(self, key: Key) -> bytes | None:
         """The cached record for `key` if there is one; never fills, never waits (for the hit path)."""
         client = self.client()
@@ -158,23 +217,6 @@ class LookupCache:
         if record is not None:
             EVENTS.labels(key.family, "hit").inc()
         return record
-
-    def peek_many(self, keys: list[Key]) -> list[bytes | None]:
-        """The cached records for `keys` in one round trip (MGET); None for each one not cached."""
-        client = self.client()
-        if not keys or client is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
-            return [None] * len(keys)
-        try:
-            records = client.mget([key.value for key in keys])
-        except Exception as error:
-            if not _is_redis_error(error):
-                raise
-            self.note_failure(error)
-            return [None] * len(keys)
-        for key, record in zip(keys, records, strict=True):
-            if record is not None:
-                EVENTS.labels(key.family, "hit").inc()
-        return records
 
     def _wait_for_fill(self, client, key: Key) -> bytes | None:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS

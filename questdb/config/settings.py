@@ -190,6 +190,8 @@ REST_FRAMEWORK = {
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="100000/min")
 # API keys are checked on every request: cache the verdict per key (seconds).
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=10.0)
+# Most ids one batch lookup (POST .../batch/) may ask for; more is 400 batch_too_large.
+API_BATCH_LIMIT = env.int("API_BATCH_LIMIT", default=100)
 # Refuse request bodies larger than this (bytes) with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=256 * 1024)
 

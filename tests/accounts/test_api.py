@@ -95,3 +95,24 @@ def test_users_are_read_only(api, make_user, method):
         response = getattr(api, method)(path, data={}, content_type="application/json")
         assert response.status_code == 405
         assert response.json()["code"] == "method_not_allowed"
+
+
+def test_a_user_batch_answers_each_id_as_the_single_lookup_does(client, read_key, make_user, settings):
+    settings.API_BATCH_LIMIT = 2
+    user = make_user()
+    client.defaults["HTTP_AUTHORIZATION"] = f"Api-Key {read_key}"
+    response = client.post("/api/v1/users/batch/", {"ids": [str(user.id), "nope"]}, content_type="application/json")
+    assert response.status_code == 200
+    found, missing = response.json()["results"]
+    assert found == {"id": str(user.id), "status": 200, "body": client.get(f"/api/v1/users/{user.id}/").json()}
+    assert (missing["id"], missing["status"], missing["code"]) == ("nope", 404, "user_not_found")
+    too_many = client.post("/api/v1/users/batch/", {"ids": ["a", "b", "c"]}, content_type="application/json")
+    assert (too_many.status_code, too_many.json()["code"]) == (400, "batch_too_large")
+
+
+def test_the_batch_lookups_are_in_the_openapi_schema(client):
+    paths = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+    for path in ("/api/v1/users/batch/", "/api/v1/characters/batch/"):
+        operation = paths[path]["post"]
+        assert {"200", "400"} <= set(operation["responses"])
+        assert "requestBody" in operation

@@ -60,6 +60,22 @@ def test_concurrent_creates_for_one_user_never_exceed_the_limit(write_key, make_
     assert Character.objects.using("default").filter(user=owner).count() == 2
 
 
+def test_concurrent_creates_never_exceed_the_limit_for_an_owner_with_unslotted_characters(
+    write_key, make_user, settings
+):
+    settings.MAX_CHARACTERS_PER_USER = 3
+    owner = make_user()
+    Character.objects.create(user=owner, name="Unslotted")  # written around the service: the owner is serialized
+
+    def create(index: int):
+        client = Client(HTTP_AUTHORIZATION=f"Api-Key {write_key}")
+        body = {"user": str(owner.id), "name": f"Queued{index}"}
+        return client.post("/api/v1/characters/", body, content_type="application/json").status_code
+
+    assert sorted(_race(6, create)) == [201, 201, 409, 409, 409, 409]
+    assert Character.objects.using("default").filter(user=owner).count() == 3
+
+
 def test_concurrent_patches_of_one_character_all_land(api, write_key, make_user):
     owner = make_user()
     created = api.post("/api/v1/characters/", {"user": str(owner.id), "name": "Busy"}, content_type="application/json")

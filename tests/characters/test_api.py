@@ -223,3 +223,47 @@ def test_create_query_budget(api, make_user, django_assert_max_num_queries):
     # savepoint, locked owner, one query for the limit and the name, insert, release, WAL position
     with django_assert_max_num_queries(6):
         assert _create(api, owner, "Budget").status_code == 201
+
+
+def test_a_batch_answers_each_id_as_the_single_lookup_does_in_order(api, make_user, client, read_key):
+    owner = make_user()
+    ids = [
+        api.post(
+            "/api/v1/characters/", {"user": str(owner.id), "name": f"Many{n}"}, content_type="application/json"
+        ).json()["id"]
+        for n in range(2)
+    ]
+    asked = [ids[1], "00000000-0000-4000-8000-000000000000", "not-an-id", ids[0]]
+    client.defaults["HTTP_AUTHORIZATION"] = f"Api-Key {read_key}"  # a read-scoped key may call it
+    response = client.post("/api/v1/characters/batch/", {"ids": asked}, content_type="application/json")
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [item["id"] for item in results] == asked
+    assert [item["status"] for item in results] == [200, 404, 404, 200]
+    single = api.get(f"/api/v1/characters/{ids[1]}/")
+    assert (results[0]["body"], results[0]["etag"]) == (single.json(), single["ETag"])
+    assert set(results[0]) == {"id", "status", "etag", "body"}
+    assert results[1] == {
+        "id": asked[1],
+        "status": 404,
+        "code": "character_not_found",
+        "detail": "No character with this id.",
+    }
+    assert results[2]["code"] == "character_not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"ids": ["a"] * 4}, "batch_too_large"),
+        ({"ids": "a,b"}, "invalid_ids"),
+        ({"ids": [1, 2]}, "invalid_ids"),
+        ({}, "invalid_ids"),
+        ([], "invalid_ids"),
+    ],
+)
+def test_a_malformed_or_oversized_batch_is_a_400_with_a_code(api, settings, body, code):
+    settings.API_BATCH_LIMIT = 3
+    response = api.post("/api/v1/characters/batch/", body, content_type="application/json")
+    assert (response.status_code, response.json()["code"], response.json()["field"]) == (400, code, "ids")
+    assert api.post("/api/v1/characters/batch/", {"ids": ["a"] * 3}, content_type="application/json").status_code == 200

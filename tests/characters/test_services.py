@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from characters import services
@@ -183,3 +184,78 @@ def test_a_stale_etag_is_refused_even_when_the_change_lands_during_the_update(ma
     with pytest.raises(PreconditionFailed):
         services.character_update(character_id=character.id, changes={"money": 1}, if_match=etag)
     assert Character.objects.get(id=character.id).money == 7
+
+
+def test_creates_take_the_owners_lowest_free_slot(make_user, settings):
+    settings.MAX_CHARACTERS_PER_USER = 3
+    owner = make_user()
+    first, second, third = (services.character_create(user_id=owner.id, name=f"Slot{n}") for n in range(3))
+    assert [first.slot, second.slot, third.slot] == [0, 1, 2]
+    Character.objects.filter(id=second.id).delete()
+    assert services.character_create(user_id=owner.id, name="Refill").slot == 1
+
+
+def test_a_character_pending_deletion_keeps_its_slot_until_its_purge_time(make_user, settings):
+    settings.MAX_CHARACTERS_PER_USER = 2
+    owner = make_user()
+    services.character_create(user_id=owner.id, name="Keeper")
+    leaving = services.character_create(user_id=owner.id, name="Leaving")
+    services.character_schedule_deletion(character_id=leaving.id)
+    with pytest.raises(Conflict) as refused:
+        services.character_create(user_id=owner.id, name="Third")
+    assert refused.value.code == services.CHARACTER_LIMIT_REACHED
+    Character.objects.filter(id=leaving.id).update(purge_at=timezone.now() - timedelta(seconds=1))
+    # Past its purge time it is gone: its slot is free before the purge job runs.
+    assert services.character_create(user_id=owner.id, name="Third").slot == leaving.slot
+    assert not Character.objects.filter(id=leaving.id).exists()
+
+
+def test_the_limit_holds_for_owners_with_characters_outside_the_slots(make_user, settings):
+    owner = make_user()
+    Character.objects.create(user=owner, name="Unslotted")  # written around the service: no slot
+    Character.objects.create(user=owner, name="HighSlot", slot=7)  # from a time of a higher limit
+    settings.MAX_CHARACTERS_PER_USER = 3
+    assert services.character_create(user_id=owner.id, name="Third").slot == 0
+    with pytest.raises(Conflict) as refused:
+        services.character_create(user_id=owner.id, name="Fourth")
+    assert refused.value.code == services.CHARACTER_LIMIT_REACHED
+
+
+def test_two_characters_of_one_owner_cannot_share_a_slot_in_the_database(make_user):
+    owner = make_user()
+    Character.objects.create(user=owner, name="First", slot=0)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Character.objects.create(user=owner, name="Second", slot=0)
+    assert Character.objects.create(user=make_user(), name="Other", slot=0).slot == 0
+
+
+def test_a_create_that_loses_the_race_for_a_slot_takes_the_next_one(make_user, monkeypatch):
+    owner = make_user()
+    insert = services._insert
+    rivals = []
+
+    def with_a_rival_in_between(**fields):
+        if not rivals:  # between this create's read and its INSERT, another create takes the slot
+            rivals.append(insert(user_id=owner.id, name="Rival", slot=fields["slot"]))
+        return insert(**fields)
+
+    monkeypatch.setattr(services, "_insert", with_a_rival_in_between)
+    created = services.character_create(user_id=owner.id, name="Loser")
+    assert (rivals[0].slot, created.slot) == (0, 1)
+
+
+def test_the_slot_migration_numbers_existing_characters_oldest_first(make_user, django_db_blocker):
+    owners = [make_user(), make_user()]
+    with django_db_blocker.unblock():
+        call_command("migrate", "characters", "0001", verbosity=0)
+        with connection.cursor() as cursor:
+            for index, (owner, age) in enumerate([(0, 3), (1, 9), (0, 1), (0, 2)]):
+                cursor.execute(
+                    "INSERT INTO characters (user_id, name, stats, inventory, skills, looks, position, created_at)"
+                    " VALUES (%s, %s, '{}', '[]', '[]', '{}', '{}', now() - make_interval(hours => %s))",
+                    [owners[owner].id, f"Old{index}", age],
+                )
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending foreign-key checks under ALTER TABLE
+        call_command("migrate", "characters", verbosity=0)
+    slots = dict(Character.objects.values_list("name", "slot"))
+    assert slots == {"Old0": 0, "Old3": 1, "Old2": 2, "Old1": 0}
