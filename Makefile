@@ -12,7 +12,11 @@ TEST_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/questdb \
 # The identity harness: the real better-auth from the npm registry, pinned by its lockfile.
 IDENTITY := tests/identity
 
-.PHONY: run test lint bench standby-start standby-stop services clean
+# `make run HOST=0.0.0.0 PORT=8080` to serve elsewhere.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint bench standby-start standby-stop services browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,14 +33,18 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	@echo
-	@echo "questdb is starting on http://127.0.0.1:8000 (admin: http://127.0.0.1:8000/admin/)"
+	@echo "questdb is starting on http://$(HOST):$(PORT) (staff console: http://$(HOST):$(PORT)/admin/, API docs: /api/docs/)"
 	@echo "Create a staff account in another terminal: $(BIN)/python manage.py createsuperuser"
+	@echo "Add demo users, characters and sessions:    $(BIN)/python manage.py seed_demo  (--reset to start over)"
 	@echo "Create an API key: $(BIN)/python manage.py create_api_key my-service --scope write"
 	@echo
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 services:
 	scripts/services.sh
+
+browser:
+	scripts/browser.sh
 
 standby-start: services
 	scripts/standby.sh start
@@ -56,7 +64,7 @@ lint: $(VENV)/.dev
 	$(BIN)/lint-imports --no-cache
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres $(BIN)/python manage.py makemigrations --check --dry-run
 
-test: $(VENV)/.dev standby-start lint $(IDENTITY)/node_modules/.installed
+test: $(VENV)/.dev standby-start browser lint $(IDENTITY)/node_modules/.installed
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev standby-start

@@ -150,6 +150,11 @@ def test_an_admin_edit_through_the_change_form_invalidates_every_user_key(api, s
         "email": "cached@example.com",
         "role": "gm",
         **{f"{inline}-{count}": value for inline in ("characters", "sign_in_accounts") for count, value in MANAGEMENT},
+        **{f"sessions-{count}": value for count, value in MANAGEMENT},
+        "sessions-TOTAL_FORMS": "1",
+        "sessions-INITIAL_FORMS": "1",
+        "sessions-0-id": str(session.id),
+        "sessions-0-user": str(owner.id),
     }
     response = staff.post(reverse("admin:accounts_user_change", args=[owner.id]), form)
     assert response.status_code == 302
@@ -162,10 +167,10 @@ def test_an_admin_edit_through_the_change_form_invalidates_every_user_key(api, s
 def test_admin_actions_invalidate(api, staff, character, session):
     _warm(api, f"/api/v1/characters/{character.id}/", f"/api/v1/sessions/{session.id}/")
     changelist = reverse("admin:characters_character_changelist")
-    staff.post(changelist, {"action": "schedule_deletion", "_selected_action": [str(character.id)]})
+    staff.post(changelist, {"action": "schedule_deletion", "_selected_action": [str(character.id)], "confirmed": "yes"})
     assert api.get(f"/api/v1/characters/{character.id}/").json()["deleted_at"] is not None
     sessions = reverse("admin:sessions_app_session_changelist")
-    staff.post(sessions, {"action": "expire_now", "_selected_action": [str(session.id)]})
+    staff.post(sessions, {"action": "expire_now", "_selected_action": [str(session.id)], "confirmed": "yes"})
     assert api.get(f"/api/v1/sessions/{session.id}/").status_code == 410
 
 
