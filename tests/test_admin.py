@@ -130,7 +130,7 @@ def test_createsuperuser_works_on_postgresql(client, monkeypatch):
 
 MANAGEMENT = {
     f"{inline}-{count}": value
-    for inline in ("sign_in_accounts", "characters")
+    for inline in ("sign_in_accounts", "characters", "sessions")
     for count, value in [
         ("TOTAL_FORMS", "0"),
         ("INITIAL_FORMS", "0"),
@@ -169,7 +169,6 @@ def _user_form(user, **changes) -> dict:
         {"role": "overlord"},
         {"role": "user,overlord"},
         {"role": ""},
-        {"ban_expires_0": "tomorrow", "ban_expires_1": "noon"},
     ],
     ids=lambda changes: ",".join(f"{k}={v}" for k, v in changes.items()),
 )
@@ -239,3 +238,21 @@ def test_sign_in_accounts_and_verifications_have_no_admin_pages_of_their_own():
 
     assert SignInAccount not in admin.site._registry
     assert Verification not in admin.site._registry
+
+
+def test_bans_are_set_through_the_ban_page_with_a_reason_and_a_duration(staff, world):
+    owner, _, _ = world
+    url = reverse("admin:user_ban", args=[owner.id])
+    refused = staff.post(url, {"confirmed": "yes", "reason": "", "duration": "7"})
+    assert refused.status_code == 200
+    assert b"errorlist" in refused.content
+    owner.refresh_from_db()
+    assert not owner.banned
+    assert staff.post(url, {"confirmed": "yes", "reason": "chargeback", "duration": "7"}).status_code == 302
+    owner.refresh_from_db()
+    assert (owner.banned, owner.ban_reason) == (True, "chargeback")
+    assert owner.ban_expires > timezone.now() + timedelta(days=6)
+    assert not Session.objects.filter(user=owner).exists()  # signed out everywhere
+    assert staff.post(reverse("admin:user_unban", args=[owner.id]), {"confirmed": "yes"}).status_code == 302
+    owner.refresh_from_db()
+    assert (owner.banned, owner.ban_reason, owner.ban_expires) == (False, None, None)

@@ -1,3 +1,5 @@
+import functools
+
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -7,6 +9,7 @@ from characters.models import NAME_PATTERN, Character
 from questdb.api.representation import iso
 
 
+@functools.cache  # one class per component, so the schema names each component once
 def shape_field(column: str, *, partial: bool = False) -> type[serializers.JSONField]:
     """A JSON field documented by its column's schema in characters.shapes, as a named OpenAPI component."""
     schema = shapes.SCHEMAS[column]
