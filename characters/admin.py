@@ -337,8 +337,8 @@ class CharacterAdmin(RefusedSaveMixin, admin.ModelAdmin):
 
     def _purge(self, characters, request) -> None:
         with staff_action("purge_now"):
+            self.log_deletions(request, characters)
             for character in characters:
-                self.log_deletion(request, character, str(character))
                 services.character_purge(character_id=character.pk)
         self.message_user(request, f"Purged {len(characters)} character(s) for good.", messages.SUCCESS)
 
