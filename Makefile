@@ -16,7 +16,11 @@ PROTOS := $(wildcard proto/questdb/v1/*.proto)
 GENERATED := questdb/v1/.generated
 NODE_CLIENT := tests/grpc/node
 
-.PHONY: run test lint bench standby-start standby-stop services clean proto
+# `make run HOST=0.0.0.0 PORT=8080` to serve elsewhere.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint bench standby-start standby-stop services browser clean proto
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,14 +48,18 @@ $(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package.json $(NODE_CLIEN
 run: $(VENV)/.runtime $(GENERATED)
 	$(BIN)/python manage.py migrate --noinput
 	@echo
-	@echo "questdb is starting on http://127.0.0.1:8000 (admin: http://127.0.0.1:8000/admin/)"
+	@echo "questdb is starting on http://$(HOST):$(PORT) (staff console: http://$(HOST):$(PORT)/admin/, API docs: /api/docs/)"
 	@echo "Create a staff account in another terminal: $(BIN)/python manage.py createsuperuser"
+	@echo "Add demo users, characters and sessions:    $(BIN)/python manage.py seed_demo  (--reset to start over)"
 	@echo "Create an API key: $(BIN)/python manage.py create_api_key my-service --scope write"
 	@echo
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 services:
 	scripts/services.sh
+
+browser:
+	scripts/browser.sh
 
 standby-start: services
 	scripts/standby.sh start
@@ -72,7 +80,7 @@ lint: $(VENV)/.dev $(GENERATED)
 	cd proto && ../$(BIN)/buf lint
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres $(BIN)/python manage.py makemigrations --check --dry-run
 
-test: $(VENV)/.dev $(GENERATED) $(IDENTITY)/node_modules/.installed $(NODE_CLIENT)/node_modules/.installed standby-start lint
+test: $(VENV)/.dev $(GENERATED) $(IDENTITY)/node_modules/.installed $(NODE_CLIENT)/node_modules/.installed standby-start browser lint
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev $(GENERATED) standby-start

@@ -120,12 +120,23 @@ class User(TimestampedModel):
             models.Index(AsciiFold("email"), name="users_email_folded_idx"),
         ]
         constraints = [
-            models.UniqueConstraint(Lower("username"), name="users_username_ci_unique"),
-            models.UniqueConstraint(Lower("email"), name="users_email_ci_unique"),
+            models.UniqueConstraint(
+                Lower("username"),
+                name="users_username_ci_unique",
+                violation_error_code="username_taken",
+                violation_error_message="This username is taken (usernames are unique in any case).",
+            ),
+            models.UniqueConstraint(
+                Lower("email"),
+                name="users_email_ci_unique",
+                violation_error_code="email_taken",
+                violation_error_message="This email is taken by another user.",
+            ),
             # Spelled out for Django's own validation (in SQL, NULL passes a CHECK anyway).
             models.CheckConstraint(
                 condition=models.Q(username__isnull=True) | models.Q(username__regex=USERNAME_PATTERN),
                 name="users_username_format",
+                violation_error_message="Usernames are 3-30 letters, digits, '_' or '.'.",
             ),
         ]
 

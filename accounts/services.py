@@ -15,3 +15,28 @@ def user_save(*, user: User) -> User:
 def user_delete(*, user: User) -> None:
     """Delete a user with its characters and sessions (cascade)."""
     user.delete()
+
+
+# The ban columns of better-auth's admin plugin (banned, ban_reason, ban_expires).
+BAN_FIELDS = ("banned", "ban_reason", "ban_expires")
+
+
+def bans_supported() -> bool:
+    """Whether the users table has the ban columns (they come with the identity schema)."""
+    names = {field.name for field in User._meta.get_fields()}
+    return all(name in names for name in BAN_FIELDS)
+
+
+@transaction.atomic
+def user_ban(*, user: User, reason: str, expires=None) -> User:
+    """Ban a user until `expires` (None: with no end). The caller signs them out (sessions_app)."""
+    user.banned, user.ban_reason, user.ban_expires = True, reason, expires
+    user.save(update_fields=BAN_FIELDS)
+    return user
+
+
+@transaction.atomic
+def user_unban(*, user: User) -> User:
+    user.banned, user.ban_reason, user.ban_expires = False, None, None
+    user.save(update_fields=BAN_FIELDS)
+    return user

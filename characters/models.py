@@ -70,14 +70,28 @@ class Character(TimestampedModel):
         ]
         constraints = [
             # Pending-deletion rows still hold their name until they are purged.
-            models.UniqueConstraint(Lower("name"), name="characters_name_ci_unique"),
+            models.UniqueConstraint(
+                Lower("name"),
+                name="characters_name_ci_unique",
+                violation_error_code="name_taken",
+                violation_error_message="This name is taken (names are unique in any case).",
+            ),
             models.UniqueConstraint(fields=["user", "slot"], name="characters_user_slot_unique"),
-            models.CheckConstraint(condition=models.Q(money__gte=0), name="characters_money_non_negative"),
-            models.CheckConstraint(condition=models.Q(name__regex=NAME_PATTERN), name="characters_name_format"),
+            models.CheckConstraint(
+                condition=models.Q(money__gte=0),
+                name="characters_money_non_negative",
+                violation_error_message="Money cannot be negative.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(name__regex=NAME_PATTERN),
+                name="characters_name_format",
+                violation_error_message=f"Names are {NAME_RULE}",
+            ),
             models.CheckConstraint(
                 condition=models.Q(deleted_at__isnull=True, purge_at__isnull=True)
                 | models.Q(deleted_at__isnull=False, purge_at__isnull=False),
                 name="characters_deletion_consistent",
+                violation_error_message="A deletion time and a purge time are set together or not at all.",
             ),
         ]
 

@@ -57,23 +57,33 @@ def _validate_is_active(value: Any) -> bool:
 
 
 def validate_fields(data: dict, *, allowed: tuple[str, ...], current: Character | None = None) -> dict:
-    """Check and normalize character fields; object-shaped fields merge into `current` when given."""
+    """Check and normalize character fields; object-shaped fields merge into `current` when given.
+
+    Every problem is reported at once: the error raised is the first, with all of them in `errors`.
+    """
+    problems: list[InvalidInput] = []
     for field in data:
         if field in READ_ONLY_FIELDS:
-            raise InvalidInput(f"{field} cannot be changed here.", code=READ_ONLY_FIELD, field=field)
-        if field not in allowed:
-            raise InvalidInput(f"Unknown field {field}.", code=UNKNOWN_FIELD, field=field)
+            problems.append(InvalidInput(f"{field} cannot be changed here.", code=READ_ONLY_FIELD, field=field))
+        elif field not in allowed:
+            problems.append(InvalidInput(f"Unknown field {field}.", code=UNKNOWN_FIELD, field=field))
     clean = {}
     for field, value in data.items():
-        if field == "money":
-            clean[field] = _validate_money(value)
-        elif field == "is_active":
-            clean[field] = _validate_is_active(value)
-        else:
-            try:
-                clean[field] = shapes.VALIDATORS[field](value, base=getattr(current, field, None) or None)
-            except shapes.ShapeError as error:
-                raise InvalidInput(str(error), code=f"invalid_{field}", field=field) from None
+        if field not in allowed or field in READ_ONLY_FIELDS:
+            continue
+        try:
+            if field == "money":
+                clean[field] = _validate_money(value)
+            elif field == "is_active":
+                clean[field] = _validate_is_active(value)
+            elif field in shapes.SCHEMAS:
+                clean[field] = shapes.validate(field, value, base=getattr(current, field, None))
+        except InvalidInput as error:
+            problems.append(error)
+        except shapes.ShapeError as error:
+            problems.extend(InvalidInput(m, code=f"invalid_{field}", field=field) for m in error.messages)
+    if problems:
+        raise InvalidInput.combine(problems)
     return clean
 
 
@@ -278,3 +288,10 @@ def characters_purge_due(*, batch_size: int = 1000) -> int:
                 return purged
             # QuerySet.delete() sends post_delete per row, so each purge reaches the cache.
             purged += Character.objects.filter(id__in=ids).delete()[1].get(Character._meta.label, 0)
+
+
+def character_purge(*, character_id: Any) -> None:
+    """Delete a character for good now, without waiting for its purge time (a staff decision)."""
+    with transaction.atomic():
+        character = _locked(character_id)
+        character.delete()  # post_delete reaches the cache

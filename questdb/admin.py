@@ -1,8 +1,26 @@
+from django import forms
 from django.contrib import admin
 from django.db.models.constants import LOOKUP_SEP
 from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
 
-from questdb.models import ServiceAPIKey
+from questdb.models import Scope, ServiceAPIKey
+
+# One API keys section: the library's own APIKey model is not what questdb's API accepts.
+if admin.site.is_registered(APIKey):
+    admin.site.unregister(APIKey)
+
+
+class ServiceAPIKeyForm(forms.ModelForm):
+    # No default: whoever creates a key says what it may do.
+    scope = forms.ChoiceField(
+        choices=[("", "— choose a scope —"), *Scope.choices],
+        help_text="Read: GET/HEAD only. Write: every operation, including changes and deletions.",
+    )
+
+    class Meta:
+        model = ServiceAPIKey
+        fields = ("name", "scope", "expiry_date", "revoked")
 
 
 class FilterLookupsOnly:
@@ -15,11 +33,12 @@ class FilterLookupsOnly:
 
     def lookup_allowed(self, lookup, value, request=None) -> bool:
         field = lookup.split(LOOKUP_SEP, 1)[0]
-        return field in self._filterable_fields() and super().lookup_allowed(lookup, value, request)
+        return field in self._filterable_fields(request) and super().lookup_allowed(lookup, value, request)
 
-    def _filterable_fields(self) -> set[str]:
+    def _filterable_fields(self, request) -> set[str]:
         names = set()
-        for entry in [*self.list_filter, *([self.date_hierarchy] if self.date_hierarchy else [])]:
+        offered = self.get_list_filter(request) if request is not None else self.list_filter
+        for entry in [*offered, *([self.date_hierarchy] if self.date_hierarchy else [])]:
             if isinstance(entry, str | tuple):
                 names.add(entry if isinstance(entry, str) else entry[0])
             elif getattr(entry, "parameter_name", None):  # a SimpleListFilter: its own parameter
@@ -29,5 +48,8 @@ class FilterLookupsOnly:
 
 @admin.register(ServiceAPIKey)
 class ServiceAPIKeyAdmin(FilterLookupsOnly, APIKeyModelAdmin):
+    """The key is shown once, in the message after saving; only its prefix is kept readable."""
+
+    form = ServiceAPIKeyForm
     list_display = (*APIKeyModelAdmin.list_display, "scope")
     list_filter = (*APIKeyModelAdmin.list_filter, "scope")

@@ -6,11 +6,27 @@ class DomainError(Exception):
     code = "invalid"
     message = "The request is invalid."
 
-    def __init__(self, message: str | None = None, *, code: str | None = None, field: str | None = None):
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        errors: list["DomainError"] | None = None,
+    ):
         self.message = message or self.message
         self.code = code or self.code
         self.field = field
+        # Every problem found, when there are several (this error is the first of them).
+        self.errors = errors or []
         super().__init__(self.message)
+
+    @classmethod
+    def combine(cls, errors: list["DomainError"]) -> "DomainError":
+        """One error standing for several: the first one's message and code, all of them in `errors`."""
+        first = errors[0]
+        several = errors if len(errors) > 1 else None
+        return type(first)(first.message, code=first.code, field=first.field, errors=several)
 
 
 class InvalidInput(DomainError):

@@ -1,7 +1,12 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
+from audit.context import staff_action
 from questdb.admin import FilterLookupsOnly
+from questdb.console.confirmation import confirmation, confirmed
+from questdb.console.display import utc_column
 from sessions_app import services
 from sessions_app.models import Session
 
@@ -11,7 +16,7 @@ class LivenessFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [("live", "Live"), ("expired", "Expired")]
+        return [("live", "Live (not yet expired)"), ("expired", "Expired")]
 
     def queryset(self, request, queryset):
         if self.value() == "live":
@@ -23,25 +28,63 @@ class LivenessFilter(admin.SimpleListFilter):
 
 @admin.register(Session)
 class SessionAdmin(FilterLookupsOnly, admin.ModelAdmin):
-    # The token is a bearer secret: never listed, never shown in the form.
+    # The token is a bearer secret: never listed, never shown in the form, never searched.
     exclude = ("token",)
-    list_display = ("id", "user", "expires_at", "is_live", "ip_address", "created_at")
+    list_display = ("short_id", "owner", "expires", "is_live", "ip_address", "agent", "created")
     list_filter = (LivenessFilter,)
-    search_fields = ("user__username", "user__email")
+    search_fields = ("user__username", "user__email", "ip_address")
+    search_help_text = "Username, email or IP address."
     list_select_related = ("user",)
-    raw_id_fields = ("user",)
-    # Sessions change only through domain actions ("Expire now"), never by hand-editing a row.
-    readonly_fields = ("id", "user", "expires_at", "ip_address", "user_agent", "created_at", "updated_at")
+    list_per_page = 50
+    # Sessions change only through domain actions ("Expire now", "Sign out everywhere"), never by hand.
+    fields = ("id", "user", "expires", "ip_address", "user_agent", "created", "updated")
+    readonly_fields = fields
     actions = ["expire_now"]
+    expires = utc_column("expires_at", "expires")
+    created = utc_column("created_at", "created")
+    updated = utc_column("updated_at", "updated")
 
     def has_add_permission(self, request) -> bool:
         return False  # sessions are created by the identity app at sign-in
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context.update({"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False})
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    @admin.display(description="session", ordering="id")
+    def short_id(self, session: Session) -> str:
+        return str(session.id)[:8]
+
+    @admin.display(description="user", ordering="user__username")
+    def owner(self, session: Session):
+        url = reverse("admin:accounts_user_change", args=[session.user_id])
+        return format_html('<a href="{}">{}</a>', url, session.user.username)
+
+    @admin.display(description="user agent")
+    def agent(self, session: Session) -> str:
+        agent = session.user_agent or "—"
+        return agent if len(agent) <= 60 else agent[:59] + "…"
 
     @admin.display(boolean=True, description="live")
     def is_live(self, session: Session) -> bool:
         return not session.is_expired(timezone.now())
 
-    @admin.action(description="Expire now")
-    def expire_now(self, request, queryset) -> None:
-        expired = services.sessions_expire(session_ids=list(queryset.values_list("id", flat=True)))
-        self.message_user(request, f"Expired {expired} session(s).")
+    @admin.action(description="Expire now", permissions=["change"])
+    def expire_now(self, request, queryset):
+        sessions = list(queryset.select_related("user").live())
+        if not confirmed(request):
+            return confirmation(
+                request,
+                self,
+                title="Expire sessions",
+                lines=["These sessions will end now; their users must sign in again."],
+                button="Yes, expire them",
+                objects=sessions,
+                action="expire_now",
+            )
+        with staff_action("expire_sessions"):
+            expired = services.sessions_expire(session_ids=[s.id for s in sessions])
+        for session in sessions:
+            self.log_change(request, session, "Expired now.")
+        self.message_user(request, f"Expired {expired} session(s).", messages.SUCCESS)
+        return None

@@ -33,7 +33,9 @@ class Session(TimestampedModel):
         indexes = [models.Index(fields=["expires_at"], name="sessions_expires_at_idx")]
 
     def __str__(self) -> str:
-        return f"session {self.id} of {self.user_id}"
+        # Staff read this as a page title: whose session, and which one.
+        owner = self.user.username if "user" in self._state.fields_cache else self.user_id
+        return f"{owner}'s session {str(self.id)[:8]}"
 
     def is_expired(self, now=None) -> bool:
         return self.expires_at <= (now or timezone.now())

@@ -37,3 +37,13 @@ def sessions_expire(*, session_ids) -> int:
         Session.objects.filter(id__in=[s.id for s in sessions]).update(expires_at=now, updated_at=now)
         invalidate_sessions(sessions)
         return len(sessions)
+
+
+def sessions_sign_out_user(*, user_id) -> int:
+    """Sign a user out everywhere: delete all of their sessions, as the identity app's revocation does."""
+    user_uuid = parse_uuid(user_id)
+    if user_uuid is None:
+        return 0
+    with transaction.atomic():
+        # QuerySet.delete() sends post_delete per row, so each session leaves the cache.
+        return Session.objects.filter(user_id=user_uuid).delete()[1].get(Session._meta.label, 0)

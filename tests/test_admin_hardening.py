@@ -67,7 +67,7 @@ def test_no_changelist_filters_on_a_secret_column(staff, session, write_key, cha
         ("admin:sessions_app_session_changelist", "state=live"),
         ("admin:questdb_serviceapikey_changelist", "scope__exact=read"),
         ("admin:accounts_user_changelist", "role__exact=gm"),
-        ("admin:characters_character_changelist", "status=pending_deletion&is_active__exact=1"),
+        ("admin:characters_character_changelist", "status=pending_deletion&playable=yes"),
     ],
 )
 def test_the_offered_filters_still_work(staff, session, changelist, query):

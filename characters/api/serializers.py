@@ -1,10 +1,25 @@
+import functools
+
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from characters import shapes
 from characters.models import NAME_PATTERN, Character
 from questdb.api.representation import iso
 from questdb.text import full_match
+
+
+@functools.cache  # one class per component, so the schema names each component once
+def shape_field(column: str, *, partial: bool = False) -> type[serializers.JSONField]:
+    """A JSON field documented by its column's schema in characters.shapes, as a named OpenAPI component."""
+    schema = shapes.SCHEMAS[column]
+    if partial:
+        schema = {key: value for key, value in schema.items() if key != "required"}
+    name = schema["title"] + ("Patch" if partial else "")
+    field = type(f"{name}Field", (serializers.JSONField,), {})
+    return extend_schema_field(schema, component_name=name)(field)
+
 
 CHARACTER_FIELDS = [
     "id",
@@ -29,6 +44,11 @@ class CharacterSerializer(serializers.ModelSerializer):
     """The representation. Input is checked by characters.services, not here."""
 
     user = serializers.UUIDField(source="user_id", read_only=True)
+    stats = shape_field("stats")(read_only=True)
+    inventory = shape_field("inventory")(read_only=True)
+    skills = shape_field("skills")(read_only=True)
+    looks = shape_field("looks")(read_only=True)
+    position = shape_field("position")(read_only=True)
     seconds_until_purge = serializers.SerializerMethodField()
 
     class Meta:
@@ -60,50 +80,13 @@ class CharacterSerializer(serializers.ModelSerializer):
         }
 
 
-# Documentation-only shapes of the request bodies (the services validate them).
-class Stats(serializers.Serializer):
-    level = serializers.IntegerField(min_value=0)
-    experience = serializers.IntegerField(min_value=0)
-    strength = serializers.IntegerField(min_value=0)
-    dexterity = serializers.IntegerField(min_value=0)
-    intelligence = serializers.IntegerField(min_value=0)
-    vitality = serializers.IntegerField(min_value=0)
-    hp = serializers.IntegerField(min_value=0)
-    mp = serializers.IntegerField(min_value=0)
-
-
-class Looks(serializers.Serializer):
-    race = serializers.IntegerField(min_value=0)
-    gender = serializers.IntegerField(min_value=0)
-    face = serializers.IntegerField(min_value=0)
-    hair = serializers.IntegerField(min_value=0)
-
-
-class Position(serializers.Serializer):
-    map_id = serializers.IntegerField(min_value=0)
-    x = serializers.FloatField()
-    y = serializers.FloatField()
-    z = serializers.FloatField()
-
-
-class InventoryItem(serializers.Serializer):
-    slot = serializers.IntegerField(min_value=0)
-    item_id = serializers.IntegerField(min_value=0)
-    quantity = serializers.IntegerField(min_value=0)
-
-
-class Skill(serializers.Serializer):
-    skill_id = serializers.IntegerField(min_value=0)
-    level = serializers.IntegerField(min_value=0)
-
-
 class StartingFields(serializers.Serializer):
     money = serializers.IntegerField(min_value=0, max_value=2**63 - 1, required=False)
-    stats = Stats(required=False)
-    inventory = InventoryItem(many=True, required=False)
-    skills = Skill(many=True, required=False)
-    looks = Looks(required=False)
-    position = Position(required=False)
+    stats = shape_field("stats")(required=False)
+    inventory = shape_field("inventory")(required=False)
+    skills = shape_field("skills")(required=False)
+    looks = shape_field("looks")(required=False)
+    position = shape_field("position")(required=False)
 
 
 class CharacterCreateRequest(StartingFields):
@@ -112,6 +95,9 @@ class CharacterCreateRequest(StartingFields):
 
 
 class CharacterUpdateRequest(StartingFields):
-    """Any subset; object fields merge into the current value, lists replace it."""
+    """Any subset; object fields merge into the current value (any of their keys may be left out), lists replace."""
 
+    stats = shape_field("stats", partial=True)(required=False)
+    looks = shape_field("looks", partial=True)(required=False)
+    position = shape_field("position", partial=True)(required=False)
     is_active = serializers.BooleanField(required=False)

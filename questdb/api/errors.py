@@ -69,7 +69,8 @@ def _database_failure(exc: Exception) -> Response | None:
 def exception_handler(exc: Exception, context) -> Response | None:
     if isinstance(exc, DomainError):
         set_rollback()
-        return Response(error_body(exc.code, exc.message, field=exc.field), status=exc.status)
+        errors = [{"field": e.field, "code": e.code, "detail": e.message} for e in exc.errors] or None
+        return Response(error_body(exc.code, exc.message, field=exc.field, errors=errors), status=exc.status)
     if isinstance(exc, (OperationalError, InterfaceError)):
         set_rollback()
         return _database_failure(exc)

@@ -1,14 +1,17 @@
 """Django's browser-facing middleware, skipped for API requests.
 
 Services call /api/ with an API key: they have no session, no CSRF cookie, no
-messages and no Django user. Staff use the admin, which needs all four. These
+messages and no Django user. Staff use the admin, which needs all four, and the
+audit trail's context (who made a change, from which page). These
 subclasses keep the admin's behaviour and let API requests pass straight through.
 """
 
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware as DjangoMessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+from django.db import connection
 from django.http import JsonResponse
+from pghistory.middleware import HistoryMiddleware as PghistoryMiddleware
 
 from questdb.api.errors import error_body
 from questdb.text import UNSAFE_TEXT, is_unsafe
@@ -54,3 +57,12 @@ class RefuseUnsafeText:
 
 def _unsafe_query(query) -> bool:
     return any(is_unsafe(name) or any(is_unsafe(value) for value in values) for name, values in query.lists())
+
+
+class HistoryMiddleware(_SkippedForAPI, PghistoryMiddleware):
+    """Attach the staff member and URL to every audit event a staff request causes (PostgreSQL only)."""
+
+    def __call__(self, request):
+        if connection.vendor != "postgresql":
+            return self.get_response(request)
+        return super().__call__(request)

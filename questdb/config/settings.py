@@ -34,7 +34,7 @@ else:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "questdb.console.apps.ConsoleAdminConfig",  # django.contrib.admin with questdb's site (questdb/console)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -43,6 +43,11 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from questdb's own static files
+    "django_jsonform",
+    "pgtrigger",
+    "pghistory",
+    "pghistory.admin",
     "django_prometheus",
     "dbbackup",
     "axes",
@@ -50,6 +55,7 @@ INSTALLED_APPS = [
     "accounts",
     "characters",
     "sessions_app",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -61,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "questdb.api.middleware.AuthenticationMiddleware",
+    "questdb.api.middleware.HistoryMiddleware",
     "questdb.api.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out admin sign-in into its lockout response.
@@ -97,6 +104,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DB_REPLICA_MAX_LAG = env.float("DB_REPLICA_MAX_LAG", default=5.0)
 # How often (seconds) each process re-checks replica health and lag.
 DB_REPLICA_CHECK_INTERVAL = env.float("DB_REPLICA_CHECK_INTERVAL", default=0.5)
+# Requests under these path prefixes read from the primary only (the staff console reads its own writes).
+DB_PRIMARY_ONLY_PATHS = env.list("DB_PRIMARY_ONLY_PATHS", default=["/admin/"])
 # Connect timeout (seconds) for replicas: the most a dead replica can cost a request.
 DB_REPLICA_CONNECT_TIMEOUT = env.float("DB_REPLICA_CONNECT_TIMEOUT", default=1.0)
 
@@ -214,11 +223,26 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "questdb.api.schema.add_common_responses",
     ],
 }
+
+# --- Staff console and audit trail ------------------------------------------
+# The audit trail is kept by django-pghistory: PostgreSQL triggers write an event row for every
+# change to users, characters and session expiries/sign-outs (README, "Staff console").
+# Its triggers are installed after `migrate` (audit/apps.py) rather than written into each app's migrations.
+PGTRIGGER_MIGRATIONS = False
+PGTRIGGER_INSTALL_ON_MIGRATE = False  # audit/apps.py installs them, once their tables exist
+# Staff writes are POSTs; the middleware attaches the staff member and URL to each event.
+PGHISTORY_MIDDLEWARE_METHODS = ("POST",)
+PGHISTORY_ADMIN_MODEL = "audit.AuditEvent"
+PGHISTORY_ADMIN_CLASS = "audit.admin.AuditTrailAdmin"
+PGHISTORY_ADMIN_ORDERING = ["-pgh_created_at"]
 
 # --- Observability ---------------------------------------------------------
 # Comma-separated client addresses allowed to scrape /metrics; empty allows all.

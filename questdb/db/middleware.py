@@ -1,5 +1,6 @@
 """The request side of read/write splitting: the consistency token in and out, and the replica retry."""
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.http import JsonResponse
 
@@ -35,6 +36,9 @@ class ConsistencyMiddleware:
                 status=400,
             )
         with request_scope(min_lsn=min_lsn) as state:
+            if request.path_info.startswith(tuple(settings.DB_PRIMARY_ONLY_PATHS)):
+                # The staff console reads its own writes (sign-in, saves, messages): the primary only.
+                state.pinned = DEFAULT_DB_ALIAS
             response = self.get_response(request)
             if state.wrote and response.status_code < 500:
                 lsn = state.commit_lsn if state.commit_lsn is not None else primary_lsn()

@@ -5,7 +5,8 @@ Five roles, each with only what it needs (README, "Database roles"):
 - owner: owns the database, the schema and every relation in it; migrations run as it;
 - runtime: gunicorn and the workers: SELECT/INSERT/UPDATE/DELETE on every table, sequences to draw ids;
   no DDL, no TRUNCATE, no temporary tables, no role management;
-- identity: the identity app: SELECT/INSERT/UPDATE/DELETE on IDENTITY_TABLES and nothing else;
+- identity: the identity app: SELECT/INSERT/UPDATE/DELETE on IDENTITY_TABLES, INSERT on the audit
+  trail's AUDIT_TABLES (its writes fire the audit triggers), and nothing else;
 - readonly: SELECT on every table, for the replicas' readers and analytics;
 - backup: SELECT on every table and sequence, what `pg_dump` of questdb's schema needs, and nothing more.
 
@@ -31,6 +32,9 @@ from psycopg import sql
 # The tables the identity app (better-auth) writes directly: its whole schema, and nothing of questdb's own.
 # A table missing here is granted once a migration creates it (migrate_locked re-applies the grants).
 IDENTITY_TABLES = ("users", "sessions", "account", "verification")
+# The audit trail's event tables: triggers on the identity tables (and the characters a user's deletion
+# cascades to) write them with the writer's own privileges, so the identity role may append to them.
+AUDIT_TABLES = ("audit_userevent", "audit_sessionevent", "audit_characterevent")
 # questdb's tables live in the default schema.
 SCHEMA = "public"
 # An arbitrary constant that names "questdb roles" among advisory locks (migrations use ...001).
@@ -107,6 +111,8 @@ class Roles:
         grants = {self.runtime.name: DML, self.readonly.name: READ, self.backup.name: READ}
         if table in IDENTITY_TABLES:
             grants[self.identity.name] = DML
+        elif table in AUDIT_TABLES:
+            grants[self.identity.name] = frozenset({"INSERT"})
         return grants
 
     def sequence_grants(self) -> dict[str, frozenset[str]]:

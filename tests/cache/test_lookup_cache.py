@@ -150,6 +150,11 @@ def test_an_admin_edit_through_the_change_form_invalidates_every_user_key(api, s
         "email": "cached@example.com",
         "role": "gm",
         **{f"{inline}-{count}": value for inline in ("characters", "sign_in_accounts") for count, value in MANAGEMENT},
+        **{f"sessions-{count}": value for count, value in MANAGEMENT},
+        "sessions-TOTAL_FORMS": "1",
+        "sessions-INITIAL_FORMS": "1",
+        "sessions-0-id": str(session.id),
+        "sessions-0-user": str(owner.id),
     }
     response = staff.post(reverse("admin:accounts_user_change", args=[owner.id]), form)
     assert response.status_code == 302
@@ -162,10 +167,10 @@ def test_an_admin_edit_through_the_change_form_invalidates_every_user_key(api, s
 def test_admin_actions_invalidate(api, staff, character, session):
     _warm(api, f"/api/v1/characters/{character.id}/", f"/api/v1/sessions/{session.id}/")
     changelist = reverse("admin:characters_character_changelist")
-    staff.post(changelist, {"action": "schedule_deletion", "_selected_action": [str(character.id)]})
+    staff.post(changelist, {"action": "schedule_deletion", "_selected_action": [str(character.id)], "confirmed": "yes"})
     assert api.get(f"/api/v1/characters/{character.id}/").json()["deleted_at"] is not None
     sessions = reverse("admin:sessions_app_session_changelist")
-    staff.post(sessions, {"action": "expire_now", "_selected_action": [str(session.id)]})
+    staff.post(sessions, {"action": "expire_now", "_selected_action": [str(session.id)], "confirmed": "yes"})
     assert api.get(f"/api/v1/sessions/{session.id}/").status_code == 410
 
 
@@ -319,15 +324,9 @@ def test_a_ban_staff_set_in_the_admin_refuses_the_cached_session_at_once(api, st
     lookup = {"path": "/api/v1/sessions/lookup/", "data": {"token": "cache-token"}, "content_type": "application/json"}
     _warm(api, f"/api/v1/sessions/{session.id}/")
     assert api.post(**lookup).status_code == 200
-    form = {
-        "username": owner.username,
-        "email": owner.email,
-        "role": owner.role,
-        "banned": "true",
-        "ban_reason": "chargeback",
-        **{f"{inline}-{count}": value for inline in ("characters", "sign_in_accounts") for count, value in MANAGEMENT},
-    }
-    assert staff.post(reverse("admin:accounts_user_change", args=[owner.id]), form).status_code == 302
+    ban = {"confirmed": "yes", "reason": "chargeback", "duration": ""}
+    assert staff.post(reverse("admin:user_ban", args=[owner.id]), ban).status_code == 302
+    # A ban signs the user out everywhere (their sessions are deleted), and no cached copy answers.
     for response in (api.get(f"/api/v1/sessions/{session.id}/"), api.post(**lookup)):
-        assert (response.status_code, response.json()["code"]) == (403, "user_banned")
+        assert response.status_code in (403, 404), response.json()
     assert api.get(f"/api/v1/users/{owner.id}/").json()["ban_reason"] == "chargeback"

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import requests
 
-from questdb.db.roles import IDENTITY_TABLES, password_matches
+from questdb.db.roles import AUDIT_TABLES, IDENTITY_TABLES, password_matches
 from tests.e2e.conftest import gunicorn
 from tests.ops.support import psql, server_url
 
@@ -287,8 +287,14 @@ def test_identity_grants_are_one_declared_list(roles):
         roles.database,
     ).splitlines()
     existing = psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", roles.database).splitlines()
-    assert granted == sorted(table for table in IDENTITY_TABLES if table in existing)
+    assert granted == sorted(table for table in (*IDENTITY_TABLES, *AUDIT_TABLES) if table in existing)
     assert {"users", "sessions"} <= set(granted)
+    audit_privileges = psql(
+        "SELECT DISTINCT privilege_type FROM information_schema.role_table_grants "
+        f"WHERE grantee = '{roles.names['identity']}' AND table_name LIKE 'audit_%'",
+        roles.database,
+    ).splitlines()
+    assert audit_privileges == ["INSERT"]  # it appends to the audit trail, never reads or rewrites it
 
 
 # --- read-only and backup -------------------------------------------------------------------
