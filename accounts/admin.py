@@ -99,24 +99,10 @@ class UserAdmin(FilterLookupsOnly, admin.ModelAdmin):
     created = utc_column("created_at", "created")
     updated = utc_column("updated_at", "updated")
 
-    def get_list_display(self, request):
-        ban = ("ban_state",) if services.bans_supported() else ()
-        return ("username", "email", "name", "role", *ban, "email_verified", "created")
-
-    def get_list_filter(self, request):
-        return ("role", "email_verified", *(("banned",) if services.bans_supported() else ()))
-
-    def get_readonly_fields(self, request, obj=None):
-        # Bans change only through Ban/Unban, which also sign the user out.
-        bans = services.BAN_FIELDS if services.bans_supported() else ()
-        return ("id", "created", "updated", *bans)
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if not services.bans_supported():
-            actions.pop("ban", None)
-            actions.pop("unban", None)
-        return actions
+    list_display = ("username", "email", "name", "role", "ban_state", "email_verified", "created")
+    list_filter = ("role", "email_verified", "banned")
+    # Bans change only through Ban/Unban, which also sign the user out.
+    readonly_fields = ("id", "created", "updated", *services.BAN_FIELDS)
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
@@ -142,8 +128,7 @@ class UserAdmin(FilterLookupsOnly, admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context.update(
             {
-                "bans_supported": services.bans_supported(),
-                "is_banned": bool(obj is not None and services.bans_supported() and obj.banned),
+                "is_banned": bool(obj is not None and obj.banned),
                 "audit_url": reverse("admin:audit_auditevent_changelist")
                 + (f"?obj=accounts.user:{obj.pk}&method=tracks" if obj else ""),
             }
@@ -207,8 +192,6 @@ class UserAdmin(FilterLookupsOnly, admin.ModelAdmin):
 
     def ban_view(self, request, object_id):
         user = self._user(request, object_id)
-        if not services.bans_supported():
-            raise PermissionDenied
         form = BanForm(request.POST if confirmed(request) else None)
         if not form.is_valid():
             return confirmation(
@@ -228,8 +211,6 @@ class UserAdmin(FilterLookupsOnly, admin.ModelAdmin):
 
     def unban_view(self, request, object_id):
         user = self._user(request, object_id)
-        if not services.bans_supported():
-            raise PermissionDenied
         if not confirmed(request):
             return confirmation(
                 request, self, title=f"Unban {user}", lines=["The user may sign in again."], button="Unban"

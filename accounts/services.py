@@ -21,12 +21,6 @@ def user_delete(*, user: User) -> None:
 BAN_FIELDS = ("banned", "ban_reason", "ban_expires")
 
 
-def bans_supported() -> bool:
-    """Whether the users table has the ban columns (they come with the identity schema)."""
-    names = {field.name for field in User._meta.get_fields()}
-    return all(name in names for name in BAN_FIELDS)
-
-
 @transaction.atomic
 def user_ban(*, user: User, reason: str, expires=None) -> User:
     """Ban a user until `expires` (None: with no end). The caller signs them out (sessions_app)."""

@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "questdb.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The console's editors and the offline API docs need static files under gunicorn too.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "questdb.api.middleware.RefuseUnsafeText",
     "questdb.db.middleware.ConsistencyMiddleware",
     "questdb.api.middleware.SessionMiddleware",
@@ -357,6 +359,9 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "static"))
+# WhiteNoise serves STATIC_ROOT (the image runs collectstatic); with finders it also serves the apps'
+# own static files where collectstatic never ran (a fresh clone under gunicorn).
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
