@@ -5,6 +5,7 @@ through the API, schedule deletion and restore from the character's page, find b
 trail, open the API docs. Each step leaves a screenshot in var/screenshots/console/.
 """
 
+import json
 import shutil
 import tempfile
 import time
@@ -66,12 +67,21 @@ def replayed(check, timeout: float = 10.0) -> None:
             time.sleep(0.05)
 
 
+def _errors_on(driver) -> str:
+    """What the console says went wrong, for a failed assertion."""
+    from selenium.webdriver.common.by import By
+
+    shot(driver, "failed")
+    return " | ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, ".errornote, .errorlist, .messagelist"))
+
+
 def shot(driver, name: str) -> None:
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
 def test_a_support_lead_edits_deletes_restores_and_finds_it_all_audited(browser, live_server, make_user, write_key):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     lead = get_user_model().objects.create_superuser("lead", "lead@example.com", "a-long-staff-password")
     replayed(lambda alias: get_user_model().objects.using(alias).filter(pk=lead.pk).exists())
@@ -99,8 +109,14 @@ def test_a_support_lead_edits_deletes_restores_and_finds_it_all_audited(browser,
     level.clear()
     level.send_keys("42")
     shot(browser, "04-level-typed")
+    # The editor writes its JSON into the form's hidden field after each keystroke: save once it has.
+    WebDriverWait(browser, 10).until(
+        lambda driver: (
+            json.loads(driver.find_element(By.NAME, "stats").get_attribute("value") or "{}").get("level") == 42
+        )
+    )
     browser.find_element(By.NAME, "_continue").click()
-    assert "was changed successfully" in browser.page_source
+    assert "was changed successfully" in browser.page_source, _errors_on(browser)
     shot(browser, "05-saved")
 
     api = requests.Session()
