@@ -2,20 +2,33 @@
 
 Each of `--processes` processes opens its own channel and keeps `--concurrency` calls in flight (one thread
 each) for `--duration` seconds, drawing keys from a sample file; the parent adds up calls, errors and
-latencies. Scenarios: `user_id` (GetUser), `character_id` (GetCharacter), `character_batch` (GetCharacters
-with `--batch` ids), `session_refresh` (RefreshSession, a write).
+latencies. The processes stay up between runs (`LoadPool`), so a run's figures exclude their start-up: every
+process gets the run, says it is ready, and all start at the same instant and stop `duration` later.
+Scenarios (named as the REST scenarios of bench.scenarios they match): `user_id` (GetUser), `character_id`
+(GetCharacter), `session_lookup` (GetSessionByToken), `character_batch` (GetCharacters with `--batch` ids),
+`session_refresh` (RefreshSession, a write), `character_patch` (UpdateCharacter of `money`, a write).
 """
 
 import argparse
 import json
 import multiprocessing
+import os
+import queue
 import random
 import threading
 import time
+from collections import Counter
 from pathlib import Path
+
+SCENARIOS = ("user_id", "character_id", "session_lookup", "character_batch", "session_refresh", "character_patch")
+# Seconds between the last process saying it is ready and the common start.
+START_MARGIN = 0.05
 
 
 def _call_for(scenario: str, channel, batch: int):
+    """A function (keys, metadata) -> response making one call of `scenario` with random keys."""
+    from google.protobuf import field_mask_pb2
+
     from questdb.v1 import (
         characters_pb2,
         characters_pb2_grpc,
@@ -25,56 +38,187 @@ def _call_for(scenario: str, channel, batch: int):
         users_pb2_grpc,
     )
 
+    users = users_pb2_grpc.UserServiceStub(channel)
+    characters = characters_pb2_grpc.CharacterDbServiceStub(channel)
+    sessions = sessions_pb2_grpc.SessionServiceStub(channel)
     if scenario == "user_id":
-        stub = users_pb2_grpc.UserServiceStub(channel)
-        return lambda keys, md: stub.GetUser(users_pb2.GetUserRequest(id=random.choice(keys)), metadata=md)
+        return lambda keys, md: users.GetUser(users_pb2.GetUserRequest(id=random.choice(keys)), metadata=md)
     if scenario == "character_id":
-        stub = characters_pb2_grpc.CharacterDbServiceStub(channel)
-        return lambda keys, md: stub.GetCharacter(
+        return lambda keys, md: characters.GetCharacter(
             characters_pb2.GetCharacterRequest(id=random.choice(keys)), metadata=md
         )
     if scenario == "character_batch":
-        stub = characters_pb2_grpc.CharacterDbServiceStub(channel)
-        return lambda keys, md: stub.GetCharacters(
+        return lambda keys, md: characters.GetCharacters(
             characters_pb2.GetCharactersRequest(ids=random.sample(keys, min(batch, len(keys)))), metadata=md
         )
+    if scenario == "session_lookup":
+        return lambda keys, md: sessions.GetSessionByToken(
+            sessions_pb2.GetSessionByTokenRequest(token=random.choice(keys)), metadata=md
+        )
     if scenario == "session_refresh":
-        stub = sessions_pb2_grpc.SessionServiceStub(channel)
-        return lambda keys, md: stub.RefreshSession(
+        return lambda keys, md: sessions.RefreshSession(
             sessions_pb2.RefreshSessionRequest(id=random.choice(keys)), metadata=md
+        )
+    if scenario == "character_patch":
+        mask = field_mask_pb2.FieldMask(paths=["money"])
+        return lambda keys, md: characters.UpdateCharacter(
+            characters_pb2.UpdateCharacterRequest(
+                character=characters_pb2.Character(id=random.choice(keys), money=random.randint(0, 10**6)),
+                update_mask=mask,
+            ),
+            metadata=md,
         )
     raise ValueError(f"unknown scenario {scenario}")
 
 
-def _worker(args: dict, keys: list[str], results) -> None:
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _drive(call, keys: list[str], metadata, *, start: float, duration: float, concurrency: int):
+    """`concurrency` threads calling in a closed loop from `start` (wall clock) for `duration` seconds."""
     import grpc
 
-    channel = grpc.insecure_channel(args["address"])
-    call = _call_for(args["scenario"], channel, args["batch"])
-    metadata = (("authorization", f"Api-Key {args['api_key']}"),)
-    latencies, errors, lock = [], [0], threading.Lock()
-    deadline = time.monotonic() + args["duration"]
+    deadline = start + duration
+    latencies, errors, lock = [], Counter(), threading.Lock()
 
     def loop() -> None:
-        mine = []
-        while time.monotonic() < deadline:
+        mine, failed = [], Counter()
+        time.sleep(max(0.0, start - time.time()))
+        while time.time() < deadline:
             started = time.perf_counter()
             try:
                 call(keys, metadata)
                 mine.append(time.perf_counter() - started)
-            except grpc.RpcError:
-                with lock:
-                    errors[0] += 1
+            except grpc.RpcError as error:
+                failed[error.code().name] += 1
         with lock:
             latencies.extend(mine)
+            errors.update(failed)
 
-    threads = [threading.Thread(target=loop) for _ in range(args["concurrency"])]
+    threads = [threading.Thread(target=loop) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return latencies, errors
+
+
+def _serve_runs(address: str, api_key: str, concurrency: int, jobs, ready, results) -> None:
+    """One load process: takes runs from `jobs` until None, answering each in `results`."""
+    import grpc
+
+    channel = grpc.insecure_channel(address)
+    grpc.channel_ready_future(channel).result(timeout=30)
+    metadata = (("authorization", f"Api-Key {api_key}"),)
+    ready.put("up")
+    while (job := jobs.get()) is not None:
+        call = _call_for(job["scenario"], channel, job["batch"])
+        ready.put("ready")
+        start = jobs.get()  # the common start, on the wall clock every process shares
+        cpu = _cpu_seconds()
+        latencies, errors = _drive(
+            call, job["keys"], metadata, start=start, duration=job["duration"], concurrency=concurrency
+        )
+        results.put({"latencies": latencies, "errors": dict(errors), "cpu_seconds": _cpu_seconds() - cpu})
     channel.close()
-    results.put({"latencies": latencies, "errors": errors[0]})
+
+
+class LoadPool:
+    """`processes` load processes against one gRPC server, kept up between runs."""
+
+    def __init__(self, *, address: str, api_key: str, processes: int = 2, concurrency: int = 8) -> None:
+        self.processes, self.concurrency = processes, concurrency
+        context = multiprocessing.get_context("spawn")
+        self.ready, self.results = context.Queue(), context.Queue()
+        self.jobs = [context.Queue() for _ in range(processes)]
+        self.workers = [
+            context.Process(
+                target=_serve_runs,
+                args=(address, api_key, concurrency, jobs, self.ready, self.results),
+                daemon=True,
+            )
+            for jobs in self.jobs
+        ]
+        for worker in self.workers:
+            worker.start()
+        self._collect(self.ready, "start", timeout=60)
+
+    def _collect(self, answers_from, what: str, timeout: float) -> list:
+        answers = []
+        deadline = time.monotonic() + timeout
+        while len(answers) < self.processes:
+            try:
+                answers.append(answers_from.get(timeout=max(0.1, min(1.0, deadline - time.monotonic()))))
+            except queue.Empty:  # check that the processes are still alive
+                dead = [w.exitcode for w in self.workers if not w.is_alive()]
+                if dead or time.monotonic() > deadline:
+                    raise RuntimeError(f"gRPC load processes did not {what} (exit codes {dead})") from None
+        return answers
+
+    def run(self, scenario: str, keys: list[str], *, duration: float, batch: int = 50) -> dict:
+        """Drive one scenario; calls per second, errors by status code, latency percentiles (ms), client CPU."""
+        if scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario}")
+        for jobs in self.jobs:
+            jobs.put({"scenario": scenario, "keys": keys, "duration": duration, "batch": batch})
+        self._collect(self.ready, "get the run", timeout=60)
+        start = time.time() + START_MARGIN
+        for jobs in self.jobs:
+            jobs.put(start)
+        answers = self._collect(self.results, "finish the run", timeout=duration + 60)
+        latencies = sorted(latency for answer in answers for latency in answer["latencies"])
+        errors = Counter()
+        for answer in answers:
+            errors.update(answer["errors"])
+        calls = len(latencies)
+
+        def percentile(p: float) -> float:
+            return round(latencies[min(calls - 1, int(calls * p))] * 1000, 3) if calls else 0.0
+
+        per_call = batch if scenario == "character_batch" else 1
+        cpu = sum(answer["cpu_seconds"] for answer in answers)
+        return {
+            "scenario": scenario,
+            "calls": calls,
+            "seconds": duration,
+            "errors": sum(errors.values()),
+            "error_codes": dict(errors),
+            "rps": round(calls / duration, 1),
+            "items_per_second": round(calls * per_call / duration, 1),
+            "p50_ms": percentile(0.5),
+            "p90_ms": percentile(0.9),
+            "p99_ms": percentile(0.99),
+            "max_ms": round(latencies[-1] * 1000, 3) if calls else 0.0,
+            "mean_ms": round(sum(latencies) / calls * 1000, 3) if calls else 0.0,
+            "client_cpu_ms": round(cpu * 1000 / calls, 3) if calls else None,
+            "processes": self.processes,
+            "concurrency": self.concurrency,
+        }
+
+    def close(self) -> None:
+        for jobs in self.jobs:
+            jobs.put(None)
+        for worker in self.workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.terminate()
+                worker.join(timeout=5)
+
+    def __enter__(self) -> "LoadPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def call_once(*, address: str, api_key: str, scenario: str, keys: list[str], batch: int = 50):
+    """One call of `scenario` from this process (the benchmark's pre-flight check); raises grpc.RpcError."""
+    import grpc
+
+    with grpc.insecure_channel(address) as channel:
+        return _call_for(scenario, channel, batch)(keys, (("authorization", f"Api-Key {api_key}"),))
 
 
 def run(
@@ -88,47 +232,16 @@ def run(
     concurrency: int = 8,
     batch: int = 50,
 ) -> dict:
-    """Drive one scenario; calls per second, errors and latency percentiles (ms)."""
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    args = {
-        "address": address,
-        "api_key": api_key,
-        "scenario": scenario,
-        "duration": duration,
-        "concurrency": concurrency,
-        "batch": batch,
-    }
-    workers = [context.Process(target=_worker, args=(args, keys, results)) for _ in range(processes)]
-    started = time.monotonic()
-    for worker in workers:
-        worker.start()
-    answers = [results.get(timeout=duration + 60) for _ in workers]
-    for worker in workers:
-        worker.join()
-    seconds = time.monotonic() - started
-    latencies = sorted(latency for answer in answers for latency in answer["latencies"])
-    calls = len(latencies)
-
-    def percentile(p: float) -> float:
-        return round(latencies[min(calls - 1, int(calls * p))] * 1000, 2) if calls else 0.0
-
-    return {
-        "scenario": scenario,
-        "calls": calls,
-        "errors": sum(answer["errors"] for answer in answers),
-        "rps": round(calls / seconds, 1),
-        "items_per_second": round(calls * (batch if scenario == "character_batch" else 1) / seconds, 1),
-        "p50_ms": percentile(0.5),
-        "p99_ms": percentile(0.99),
-    }
+    """Drive one scenario with a pool of its own."""
+    with LoadPool(address=address, api_key=api_key, processes=processes, concurrency=concurrency) as pool:
+        return pool.run(scenario, keys, duration=duration, batch=batch)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--address", required=True)
     parser.add_argument("--api-key", required=True)
-    parser.add_argument("--scenario", required=True)
+    parser.add_argument("--scenario", required=True, choices=SCENARIOS)
     parser.add_argument("--keys", type=Path, required=True, help="a file of keys, one a line")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--processes", type=int, default=2)

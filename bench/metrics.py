@@ -90,6 +90,7 @@ class Cpu:
     server: dict  # pid -> ticks: the gunicorn master and workers
     services: dict  # pid -> ticks: PostgreSQL processes (primary and standby) and Redis
     own: int  # this process and its reaped children (wrk)
+    clients: dict = field(default_factory=dict)  # pid -> ticks: load processes still running (bench.grpc_load)
 
 
 def _proc_ticks(pid: int | str, *, children: bool = False) -> int:
@@ -102,7 +103,7 @@ def _proc_ticks(pid: int | str, *, children: bool = False) -> int:
     return ticks + int(fields[13]) + int(fields[14]) if children else ticks
 
 
-def cpu(server_pids: list[int]) -> Cpu:
+def cpu(server_pids: list[int], client_pids: list[int] = ()) -> Cpu:
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     busy = values[0] + values[1] + values[2] + values[5] + values[6]
     services = {}
@@ -120,6 +121,7 @@ def cpu(server_pids: list[int]) -> Cpu:
         server={pid: _proc_ticks(pid) for pid in server_pids},
         services=services,
         own=_proc_ticks("self", children=True),
+        clients={pid: _proc_ticks(pid) for pid in client_pids},
     )
 
 
@@ -129,15 +131,24 @@ def _grown(before: dict, after: dict) -> int:
 
 
 def cpu_summary(before: Cpu, after: Cpu, seconds: float, requests: int) -> dict:
-    """CPU per request of the server and of PostgreSQL + Redis (ms), and the cores other processes took."""
+    """CPU per request of the server, of PostgreSQL + Redis and of the load generator (ms: wrk, or the gRPC load
+    processes, with this process's own share), and the cores other processes took."""
     if seconds <= 0 or not requests:
-        return {"server_cpu_ms": None, "services_cpu_ms": None, "other_cpu_cores": None, "steal_cores": None}
+        return {
+            "server_cpu_ms": None,
+            "services_cpu_ms": None,
+            "client_cpu_ms": None,
+            "other_cpu_cores": None,
+            "steal_cores": None,
+        }
     server = _grown(before.server, after.server)
     services = _grown(before.services, after.services)
-    other = max(0, (after.busy - before.busy) - server - services - (after.own - before.own))
+    client = (after.own - before.own) + _grown(before.clients, after.clients)
+    other = max(0, (after.busy - before.busy) - server - services - client)
     return {
         "server_cpu_ms": round(server / _TICKS * 1000 / requests, 3),
         "services_cpu_ms": round(services / _TICKS * 1000 / requests, 3),
+        "client_cpu_ms": round(client / _TICKS * 1000 / requests, 3),
         "other_cpu_cores": round(other / _TICKS / seconds, 2),
         "steal_cores": round((after.steal - before.steal) / _TICKS / seconds, 2),
     }

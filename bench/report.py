@@ -26,7 +26,10 @@ TARGETS = (
     ("cold lookups vs naive (median)", "cold_vs_naive", ">=", 1.0),
     ("writes vs naive (worst)", "writes_vs_naive", ">=", 1.0),
     ("mix vs naive", "mix_vs_naive", ">=", 2.0),
+    ("warm gRPC point lookups vs the same REST lookups, req/s (worst)", "grpc_point_vs_rest", ">=", 1.0),
+    ("gRPC GetCharacters(50): lookups/s vs single GetCharacter calls/s (warm)", "grpc_batch_vs_single", ">=", 20.0),
 )
+REST_APPS = ("questdb", "naive")
 
 
 # -- the machine ------------------------------------------------------------------------
@@ -116,14 +119,22 @@ def finish(data: dict, *, smoke: bool = False) -> dict:
         naive = _find(results, "naive", row["scenario"], row["state"]) if row["app"] == "questdb" else None
         row["lookups_per_s"] = round(row["rps"] * row.get("lookups_per_request", 1), 1)
         row["vs_naive"] = _ratio(row["rps"], naive["rps"]) if naive else None
-        row["vs_ceiling"] = _ratio(row["rps"], ceiling) if row["app"] != "ceiling" else None
+        row["vs_ceiling"] = _ratio(row["rps"], ceiling) if row["app"] in REST_APPS else None
         # Latency against the bare callable's own p99 in the same run: what is left above the server's floor.
-        row["p99_vs_ceiling"] = _ratio(row["latency_ms"]["p99"], ceiling_p99) if row["app"] != "ceiling" else None
+        row["p99_vs_ceiling"] = _ratio(row["latency_ms"]["p99"], ceiling_p99) if row["app"] in REST_APPS else None
         single = _find(results, row["app"], "character_id", row["state"]) if row["group"] == "batch" else None
         row["vs_single"] = _ratio(row["lookups_per_s"], single["rps"]) if single else None
+        if row["app"] == "grpc":  # the same scenario over REST, from the same run
+            rest = _find(results, "questdb", row["scenario"], row["state"])
+            row["vs_rest"] = _ratio(row["rps"], rest["rps"]) if rest else None
+            row["p50_vs_rest"] = _ratio(row["latency_ms"]["p50"], rest["latency_ms"]["p50"]) if rest else None
+            row["p99_vs_rest"] = _ratio(row["latency_ms"]["p99"], rest["latency_ms"]["p99"]) if rest else None
     ours = [row for row in results if row["app"] == "questdb"]
     points = [row for row in ours if row["group"] == "point" and row["state"] == WARM]
     writes = [row["vs_naive"] for row in ours if row["group"] == "write" and row["vs_naive"] is not None]
+    grpc = [row for row in results if row["app"] == "grpc"]
+    grpc_points = [row["vs_rest"] for row in grpc if row["group"] == "point" and row["state"] == WARM]
+    grpc_points = [value for value in grpc_points if value is not None]
     values = {
         "point_vs_naive": _median([row["vs_naive"] for row in points]),
         "point_vs_ceiling": _median([row["vs_ceiling"] for row in points]),
@@ -136,6 +147,10 @@ def finish(data: dict, *, smoke: bool = False) -> dict:
         "cold_vs_naive": _median([row["vs_naive"] for row in ours if row["state"] == COLD]),
         "writes_vs_naive": min(writes) if writes else None,
         "mix_vs_naive": _median([row["vs_naive"] for row in ours if row["group"] == "mix"]),
+        "grpc_point_vs_rest": min(grpc_points) if grpc_points else None,
+        "grpc_batch_vs_single": _median(
+            [row["vs_single"] for row in grpc if row["group"] == "batch" and row["state"] == WARM]
+        ),
     }
     targets = []
     for title, key, op, threshold in TARGETS:
@@ -207,9 +222,12 @@ def progress_line(row: dict) -> str:
         extra += f"  {row['rps'] * row['lookups_per_request']:,.0f} lookups/s"
     if row.get("server_cpu_ms") is not None:
         extra += f"  server cpu {row['server_cpu_ms']:.2f} ms/req"
+    if row.get("client_cpu_ms") is not None:
+        extra += f"  load cpu {row['client_cpu_ms']:.2f} ms/req"
     if row.get("other_cpu_cores"):
         extra += f"  other load {row['other_cpu_cores']:.2f} cores"
-    errors = f"  non-2xx {row['non_2xx']}" if row["non_2xx"] else ""
+    failed = "errors" if row["app"] == "grpc" else "non-2xx"
+    errors = f"  {failed} {row['non_2xx']} {row.get('error_codes') or ''}" if row["non_2xx"] else ""
     errors += f"  socket errors {row['socket_errors']}" if row["socket_errors"] else ""
     return (
         f"  {row['app']:<8} {row['scenario']:<17} {row['state']:<4} {row['rps']:>9,.0f} req/s"
@@ -240,6 +258,17 @@ def markdown(data: dict) -> str:
         f"{s['gunicorn']['threads']} threads) with the project's gunicorn.conf.py; questdb with "
         + ", ".join(f"{k}={v}" for k, v in s["server_env"].items())
         + ".",
+        *(
+            [
+                f"- gRPC: `manage.py grpcserver` (one process, GRPC_MAX_WORKERS={s['grpc']['max_workers']}: "
+                "gunicorn's workers x threads) beside gunicorn, on the same database, Redis and cache; load from "
+                f"bench.grpc_load, {s['grpc']['load_processes']} processes x "
+                f"{s['grpc']['calls_in_flight_per_process']} blocking calls "
+                "in flight (as many as wrk's connections), grpcio's Python client."
+            ]
+            if s.get("grpc")
+            else []
+        ),
         f"- Extra server environment (--server-env): {s.get('extra_server_env') or 'none'}.",
         f"- Load: wrk {s['wrk']['threads']} threads, {s['wrk']['connections']} connections, "
         f"{s['wrk']['duration_s']}s per run, random keys per request.",
@@ -286,11 +315,41 @@ def markdown(data: dict) -> str:
             ]
         )
     out += _table(header, rows)
+    grpc_rows = [r for r in data["results"] if r["app"] == "grpc"]
+    if grpc_rows:
+        out += ["", "## questdb over gRPC (`manage.py grpcserver`), against the same scenario over REST", ""]
+        header = ["RPC", "REST scenario", "state", "calls/s", "lookups/s", "p50 ms", "p99 ms", "errors", "SQL/call"]
+        header += ["reads on replica", "cache hits", "server CPU ms/call", "load generator CPU ms/call"]
+        header += ["req/s vs REST", "p50 vs REST", "p99 vs REST", "batch vs single"]
+        rows = []
+        for row in grpc_rows:
+            rows.append(
+                [
+                    row["label"],
+                    row["rest_label"],
+                    row["state"],
+                    f"{row['rps']:,.0f}",
+                    f"{row['lookups_per_s']:,.0f}",
+                    _ms(row["latency_ms"]["p50"]),
+                    _ms(row["latency_ms"]["p99"]),
+                    str(row["non_2xx"]) + (f" {row['error_codes']}" if row.get("error_codes") else ""),
+                    f"{row['sql_per_request']:.2f}",
+                    _pct(row["replica_read_share"]),
+                    _pct(row["cache_hit_rate"]),
+                    _ms(row.get("server_cpu_ms")),
+                    _ms(row.get("client_cpu_ms")),
+                    _x(row.get("vs_rest")),
+                    _x(row.get("p50_vs_rest")),
+                    _x(row.get("p99_vs_rest")),
+                    _x(row["vs_single"]),
+                ]
+            )
+        out += _table(header, rows)
     out += ["", "## Comparison servers (comparison code, not questdb)", ""]
     header = ["server", "scenario", "state", "req/s", "p50 ms", "p99 ms", "non-2xx", "SQL/req"]
     header += ["server CPU ms/req", "PG+Redis CPU ms/req", "vs ceiling", "other load"]
     rows = []
-    for row in (r for r in data["results"] if r["app"] != "questdb"):
+    for row in (r for r in data["results"] if r["app"] not in ("questdb", "grpc")):
         rows.append(
             [
                 row["app"],
@@ -345,6 +404,12 @@ def markdown(data: dict) -> str:
         "- warm: questdb's cache filled by a warm-up pass over the hot set (the naive app, having no cache, just "
         "draws from the same hot set); cold: Redis flushed, random keys over the whole dataset; '-': writes and the "
         "mix, measured once (the mix after a warm-up of its read families).",
+        "- gRPC: each scenario runs over gRPC right after its REST runs, with the same keys, the same state (cold: "
+        "Redis flushed first; warm: questdb's REST warm-up fills the cache both read) and as many calls in flight as "
+        "wrk has connections. req/s vs REST is its calls/s over questdb's REST req/s for the same scenario and state; "
+        "p50/p99 vs REST compare latencies the same way. The load generator is Python (grpcio's blocking stubs), "
+        "which costs more CPU per call than wrk costs per request (see its column) on the cores the servers share; "
+        "the gRPC server is one process (one GIL) with as many threads as gunicorn's processes have together.",
     ]
     for profile in data.get("profiles") or ():
         out += ["", f"## Profile of one worker during an extra '{profile['scenario']}' run (py-spy)", "", "```"]
@@ -362,6 +427,7 @@ def summary_text(data: dict) -> str:
             f"{row['app']:<8} {row['scenario']:<17} {row['state']:<4} {row['rps']:>9,.0f} req/s  "
             f"p50 {_ms(row['latency_ms']['p50']):>6}  p99 {_ms(row['latency_ms']['p99']):>6} ms  "
             f"non-2xx {row['non_2xx']:<4} vs naive {_x(row['vs_naive']):>6}  vs ceiling {_x(row['vs_ceiling']):>6}"
+            + (f"  vs REST {_x(row.get('vs_rest')):>6}" if row["app"] == "grpc" else "")
         )
     lines.append("")
     for t in data["targets"]:

@@ -12,18 +12,30 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import redis
 
-from bench import dataset, load, metrics, report
-from bench.scenarios import BY_NAME, COLD, CREATED_PREFIX, MIX, SAMPLE_OF, SCENARIOS, WARM, build_request, read_samples
-from bench.server import Server, clean_environment, free_port
+from bench import dataset, grpc_load, load, metrics, report
+from bench.scenarios import (
+    BATCH_SIZE,
+    BY_NAME,
+    COLD,
+    CREATED_PREFIX,
+    MIX,
+    SAMPLE_OF,
+    SCENARIOS,
+    WARM,
+    build_request,
+    read_samples,
+)
+from bench.server import GrpcServer, Server, clean_environment, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_DB = 14
 API_KEY_NAME = "questdb-bench"
 # DRF keeps a per-key list of request times for the window; a one-second window keeps it short.
 THROTTLE_RATE = "1000000/s"
-APPS = ("questdb", "naive", "ceiling")
+APPS = ("questdb", "naive", "ceiling", "grpc")
 WSGI = {
     "questdb": "questdb.config.wsgi:application",
     "naive": "bench.naive.wsgi:application",
@@ -38,6 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, help="seconds of load per scenario run (default 10)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument(
+        "--grpc-processes",
+        type=int,
+        default=2,
+        help="gRPC load processes (bench.grpc_load); the wrk connections are split among them (default 2)",
+    )
     parser.add_argument("--hot-keys", type=int, default=2000, help="keys per family in the warm hot set")
     parser.add_argument("--fresh", action="store_true", help="drop and re-create the benchmark database")
     parser.add_argument(
@@ -85,6 +103,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.apps) - set(APPS)
     if unknown:
         parser.error(f"unknown apps: {', '.join(sorted(unknown))}")
+    if "grpc" in args.apps and "questdb" not in args.apps:
+        parser.error("--apps grpc needs questdb too: the gRPC runs share its warm-ups and are compared with it")
+    if args.grpc_processes < 1 or args.grpc_processes > args.connections:
+        parser.error("--grpc-processes must be between 1 and --connections")
     names = [name.strip() for name in args.scenarios.split(",")] if args.scenarios else [s.name for s in SCENARIOS]
     unknown = set(names) - set(BY_NAME)
     if unknown:
@@ -115,6 +137,10 @@ def _tag() -> str:
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(3))
 
 
+def _runs_on(app: str, scenario) -> bool:
+    return app == "questdb" or (app == "naive" and scenario.on_naive) or (app == "grpc" and bool(scenario.rpc))
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -130,6 +156,9 @@ class Bench:
         self.user_payload_bytes = 0
         self.profiles: list[dict] = []
         self.notes: list[str] = []
+        self.servers: dict = {}
+        self.grpc_pool: grpc_load.LoadPool | None = None
+        self._gunicorn: dict | None = None
 
     # -- environment -----------------------------------------------------------------
     def env(self, app: str | None = None, *, port: int = 0) -> dict:
@@ -150,10 +179,22 @@ class Bench:
             PYTHONUNBUFFERED="1",
             DJANGO_SETTINGS_MODULE=SETTINGS.get(app or "questdb", ""),
         )
+        if app == "grpc":
+            # One process with as many RPC threads as gunicorn has request threads over all its workers.
+            conf = self.gunicorn_conf()
+            env.update(
+                DJANGO_SETTINGS_MODULE=SETTINGS["questdb"],
+                GRPC_LISTEN_ADDR="127.0.0.1",
+                GRPC_PORT=str(port),
+                GRPC_MAX_WORKERS=str(conf["workers"] * conf["threads"]),
+                GRPC_METRICS_PORT="0",
+                GRPC_HEALTH_CHECK_INTERVAL="3600",  # checked once at start: its query stays out of the counts
+                PROMETHEUS_MULTIPROC_DIR=str(self.work / "metrics" / app),
+            )
         env.update(self.args.extra_env)
         if not env["DJANGO_SETTINGS_MODULE"]:
             del env["DJANGO_SETTINGS_MODULE"]
-        if port:
+        if port and app != "grpc":
             env["GUNICORN_BIND"] = f"127.0.0.1:{port}"
             env["PROMETHEUS_MULTIPROC_DIR"] = str(self.work / "metrics" / app)
         if app == "ceiling":
@@ -208,6 +249,37 @@ class Bench:
         if app == "questdb":
             self._wait_for_replica(server)
         return server
+
+    def start_grpc(self) -> GrpcServer:
+        metrics_dir = self.work / "metrics" / "grpc"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        server = GrpcServer(self.env("grpc", port=free_port()), self.work / "logs" / "grpc.log")
+        server.start()
+        processes = self.args.grpc_processes
+        self.grpc_pool = grpc_load.LoadPool(
+            address=server.address,
+            api_key=self.api_key,
+            processes=processes,
+            concurrency=max(1, self.args.connections // processes),
+        )
+        return server
+
+    def preflight_grpc(self, server: GrpcServer) -> None:
+        """One call per gRPC scenario, checked, so a broken setup fails here with the status it got."""
+        for scenario in (s for s in self.args.scenario_list if s.rpc):
+            keys = read_samples(self.samples, SAMPLE_OF[scenario.name], BATCH_SIZE if scenario.lookups > 1 else 1)
+            try:
+                answer = grpc_load.call_once(
+                    address=server.address, api_key=self.api_key, scenario=scenario.name, keys=keys, batch=BATCH_SIZE
+                )
+            except grpc.RpcError as error:
+                raise RuntimeError(
+                    f"grpc {scenario.rpc} answered {error.code().name}: {error.details()} (server log: "
+                    f"{server.log_path})"
+                ) from None
+            if scenario.lookups > 1 and len(answer.characters) != len(keys):
+                raise RuntimeError(f"grpc {scenario.rpc} found {len(answer.characters)} of {len(keys)} characters")
 
     def _wait_for_replica(self, server: Server, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -291,31 +363,71 @@ class Bench:
         print(report.progress_line(row), flush=True)
         return row
 
+    def measure_grpc(self, server: GrpcServer, scenario_name: str, state: str, *, limit: int) -> dict:
+        scenario = BY_NAME[scenario_name]
+        metrics_dir = self.work / "metrics" / "grpc"
+        keys = read_samples(self.samples, SAMPLE_OF[scenario_name], limit)
+        clients = [worker.pid for worker in self.grpc_pool.workers]
+        before = metrics.snapshot(metrics_dir, self.redis)
+        cpu_before = metrics.cpu(server.pids(), clients)
+        result = self.grpc_pool.run(scenario_name, keys, duration=self.args.duration, batch=BATCH_SIZE)
+        cpu_after = metrics.cpu(server.pids(), clients)
+        delta = metrics.snapshot(metrics_dir, self.redis).minus(before)
+        row = {
+            "app": "grpc",
+            "scenario": scenario_name,
+            "label": f"{scenario.rpc}" + (f"({BATCH_SIZE} ids)" if scenario.lookups > 1 else ""),
+            "rest_label": scenario.label,
+            "rpc": scenario.rpc,
+            "group": scenario.group,
+            "lookups_per_request": scenario.lookups,
+            "state": state,
+            "requests": result["calls"],
+            "seconds": result["seconds"],
+            "rps": result["rps"],
+            "latency_ms": {key: result[f"{key}_ms"] for key in ("mean", "max", "p50", "p90", "p99")},
+            "non_2xx": result["errors"],
+            "error_codes": result["error_codes"],
+            "socket_errors": 0,
+            **metrics.summarize(delta, result["calls"]),
+            **metrics.cpu_summary(cpu_before, cpu_after, result["seconds"], result["calls"]),
+            "load": f"bench.grpc_load: {result['processes']} processes x {result['concurrency']} calls in flight",
+        }
+        self.results.append(row)
+        print(report.progress_line(row), flush=True)
+        return row
+
     def run_servers(self) -> None:
         """All servers run at once; each scenario runs on questdb, then at once on naive, so both meet the same
         background load. The ceiling runs first and last."""
         apps = self.args.apps
-        servers: dict[str, Server] = {}
+        servers = self.servers
         try:
-            for app in (a for a in apps if a != "ceiling"):
+            for app in (a for a in apps if a not in ("ceiling", "grpc")):
                 print(f"starting {app} ...", flush=True)
                 servers[app] = self.start(app)
                 self.preflight(servers[app], app)
                 self.warm_up(servers[app], ["user_id", "character_id"], limit=100)  # opens pools and connections
+            if "grpc" in apps:
+                print("starting grpc (manage.py grpcserver) ...", flush=True)
+                servers["grpc"] = self.start_grpc()
+                self.preflight_grpc(servers["grpc"])
             dataset.delete_created_characters(self.args.database, CREATED_PREFIX)  # the pre-flight creates
             if "ceiling" in apps:
                 servers["ceiling"] = self.start("ceiling")
                 self.measure_ceiling(servers["ceiling"], "start")
             for scenario in self.args.scenario_list:
                 for state in scenario.states:
-                    for app in (a for a in ("questdb", "naive") if a in servers):
-                        if app == "questdb" or scenario.on_naive:
+                    for app in (a for a in ("questdb", "naive", "grpc") if a in servers):
+                        if _runs_on(app, scenario):
                             self.run_one(servers[app], app, scenario, state)
                 if scenario.group in ("write", "mix"):
                     dataset.delete_created_characters(self.args.database, CREATED_PREFIX)
             if "ceiling" in servers:
                 self.measure_ceiling(servers["ceiling"], "end")
         finally:
+            if self.grpc_pool is not None:
+                self.grpc_pool.close()
             for server in servers.values():
                 server.stop()
             dataset.delete_created_characters(self.args.database, CREATED_PREFIX)
@@ -323,16 +435,20 @@ class Bench:
     def measure_ceiling(self, server: Server, state: str) -> None:
         self.measure(server, "ceiling", "user_id", state, limit=self.args.hot_keys, label="bare WSGI, fixed body")
 
-    def run_one(self, server: Server, app: str, scenario, state: str) -> None:
-        if app == "questdb":
+    def run_one(self, server: Server | GrpcServer, app: str, scenario, state: str) -> None:
+        if app in ("questdb", "grpc"):
+            # gRPC reads the same cache: questdb's REST warm-up fills it for both.
             if state == COLD:
                 self.redis.flushdb()
             elif scenario.warms_up:
-                self.warm_up(server, [scenario.warm_with or scenario.name])
+                self.warm_up(self.servers["questdb"], [scenario.warm_with or scenario.name])
             elif scenario.name == "mix":
                 self.warm_up(server, [name for name in MIX if BY_NAME[name].warms_up])
         # The naive app has no cache: its warm runs just draw from the same hot set.
         limit = 0 if state == COLD or scenario.name == "character_create" else self.args.hot_keys
+        if app == "grpc":
+            self.measure_grpc(server, scenario.name, state, limit=limit)
+            return
         self.measure(server, app, scenario.name, state, limit=limit, label=scenario.label)
         if app == "questdb" and (scenario.name, state) in self.args.profile_runs:
             self.run_profile(server, scenario.name, state)
@@ -393,17 +509,33 @@ class Bench:
     def _redis_version(self) -> str:
         return str(self.redis.info("server").get("redis_version"))
 
-    def settings(self) -> dict:
-        saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(self.env("questdb"))
-        try:
-            conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-        finally:
+    def gunicorn_conf(self) -> dict:
+        """The worker class, workers and threads gunicorn.conf.py gives questdb's environment."""
+        if self._gunicorn is None:
+            saved = dict(os.environ)
             os.environ.clear()
-            os.environ.update(saved)
+            os.environ.update(self.env("questdb"))
+            try:
+                conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+            self._gunicorn = {key: conf[key] for key in ("worker_class", "workers", "threads")}
+        return self._gunicorn
+
+    def settings(self) -> dict:
+        grpc_env = self.env("grpc", port=1) if "grpc" in self.args.apps else {}
+        processes = self.args.grpc_processes
         return {
-            "gunicorn": {"worker_class": conf["worker_class"], "workers": conf["workers"], "threads": conf["threads"]},
+            "gunicorn": self.gunicorn_conf(),
+            "grpc": {
+                "command": "manage.py grpcserver (one process)",
+                "max_workers": int(grpc_env["GRPC_MAX_WORKERS"]),
+                "load_processes": processes,
+                "calls_in_flight_per_process": max(1, self.args.connections // processes),
+            }
+            if grpc_env
+            else None,
             "wrk": {
                 "threads": self.args.threads,
                 "connections": self.args.connections,

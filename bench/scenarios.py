@@ -28,6 +28,7 @@ class Scenario:
     lookups: int = 1  # lookups each request carries (a batch carries many)
     on_naive: bool = True  # the naive app has no batch endpoint: such scenarios run on questdb only
     warm_with: str = ""  # the scenario whose warm-up fills what this one reads (default: itself)
+    rpc: str = ""  # the gRPC method the same scenario calls on `manage.py grpcserver` (bench.grpc_load); "" = none
 
     @property
     def warms_up(self) -> bool:
@@ -35,12 +36,14 @@ class Scenario:
 
 
 SCENARIOS = (
-    Scenario("user_id", "user by id", "point", ("user_ids",), (COLD, WARM)),
+    Scenario("user_id", "user by id", "point", ("user_ids",), (COLD, WARM), rpc="GetUser"),
     Scenario("user_username", "user by username", "point", ("usernames",), (COLD, WARM)),
     Scenario("user_email", "user by email", "point", ("emails",), (COLD, WARM)),
-    Scenario("character_id", "character by id", "point", ("character_ids",), (COLD, WARM)),
+    Scenario("character_id", "character by id", "point", ("character_ids",), (COLD, WARM), rpc="GetCharacter"),
     Scenario("character_list", "user's characters (10)", "list", ("list_user_ids",), (COLD, WARM)),
-    Scenario("session_lookup", "session lookup by token", "point", ("session_tokens",), (COLD, WARM)),
+    Scenario(
+        "session_lookup", "session lookup by token", "point", ("session_tokens",), (COLD, WARM), rpc="GetSessionByToken"
+    ),
     Scenario(
         "character_batch",
         f"{BATCH_SIZE} characters by id, one batch",
@@ -50,9 +53,10 @@ SCENARIOS = (
         lookups=BATCH_SIZE,
         on_naive=False,
         warm_with="character_id",
+        rpc="GetCharacters",
     ),
-    Scenario("session_refresh", "session refresh", "write", ("session_ids",), (ONCE,)),
-    Scenario("character_patch", "character PATCH money", "write", ("character_ids",), (ONCE,)),
+    Scenario("session_refresh", "session refresh", "write", ("session_ids",), (ONCE,), rpc="RefreshSession"),
+    Scenario("character_patch", "character PATCH money", "write", ("character_ids",), (ONCE,), rpc="UpdateCharacter"),
     Scenario("character_create", "character create", "write", ("create_user_ids",), (ONCE,), ok_status=201),
     Scenario(
         "mix",

@@ -149,6 +149,7 @@ def clean_environment() -> dict:
         "REDIS_",
         "CACHE_",
         "GUNICORN_",
+        "GRPC_",
         "API_",
         "SECURE_",
         "QUESTDB_",
@@ -163,3 +164,57 @@ def clean_environment() -> dict:
     )
     names = {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "STATIC_ROOT"}
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes) and k not in names}
+
+
+class GrpcServer:
+    """`manage.py grpcserver` (through bench.grpc_server, which adds the statement counter) on 127.0.0.1:GRPC_PORT."""
+
+    def __init__(self, env: dict, log_path: Path) -> None:
+        self.name, self.env, self.log_path = "grpc", env, log_path
+        self.port = int(env["GRPC_PORT"])
+        self.address = f"127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bench.grpc_server"],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"grpc exited with {self.process.returncode}; see {self.log_path}")
+                try:
+                    answer = health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"grpc was not SERVING on {self.address} within {timeout:.0f}s; see {self.log_path}")
+
+    def pids(self) -> list[int]:
+        return [self.process.pid] if self.process is not None else []
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)

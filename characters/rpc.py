@@ -2,7 +2,6 @@
 
 import contextlib
 import json
-from datetime import datetime
 
 from characters import selectors, services
 from characters.api import lookups
@@ -10,7 +9,7 @@ from characters.api.serializers import CharacterSerializer
 from questdb.cache.hit_path import NotServedFromCache
 from questdb.cache.records import Payload
 from questdb.errors import InvalidInput
-from questdb.grpc.messages import from_payload, plain
+from questdb.grpc.messages import from_payload, plain, timestamp
 from questdb.grpc.registry import RpcService
 from questdb.v1 import characters_pb2 as pb
 from questdb.v1 import characters_pb2_grpc
@@ -19,10 +18,6 @@ OBJECT_FIELDS = ("stats", "looks", "position")
 LIST_FIELDS = ("inventory", "skills")
 # Proto field names whose REST (and service) name differs.
 REST_NAMES = {"user_id": "user"}
-
-
-def _time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
 
 
 def character_message(payload: dict, etag: str = "") -> pb.Character:
@@ -43,10 +38,10 @@ def character_message(payload: dict, etag: str = "") -> pb.Character:
             looks=pb.Looks(**payload["looks"]),
             position=pb.Position(**payload["position"]),
             is_active=payload["is_active"],
-            created_at=_time(payload["created_at"]),
-            updated_at=_time(payload["updated_at"]),
-            deleted_at=_time(payload["deleted_at"]),
-            purge_at=_time(payload["purge_at"]),
+            created_at=timestamp(payload["created_at"]),
+            updated_at=timestamp(payload["updated_at"]),
+            deleted_at=timestamp(payload["deleted_at"]),
+            purge_at=timestamp(payload["purge_at"]),
             seconds_until_purge=payload["seconds_until_purge"],
             etag=etag,
         )

@@ -1,9 +1,13 @@
 """REST payloads to protobuf messages: the cached JSON bodies become messages field for field."""
 
 import json
+from datetime import UTC, datetime
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def from_body(body: bytes, message: Message) -> Message:
@@ -19,3 +23,14 @@ def from_payload(payload: dict, message: Message) -> Message:
 def plain(message: Message):
     """A message's fields as plain Python values (ints stay ints), for the services' validators."""
     return {field.name: getattr(message, field.name) for field in message.DESCRIPTOR.fields}
+
+
+def timestamp(text: str | None) -> Timestamp | None:
+    """An ISO 8601 time of a REST payload as a Timestamp (None for null), exact to the microsecond.
+
+    Built from its seconds and nanos: Timestamp.FromDatetime, which passing a datetime to a message runs,
+    costs about twice as much, and a batch of 50 characters converts 200 of them."""
+    if not text:
+        return None
+    since = datetime.fromisoformat(text) - EPOCH
+    return Timestamp(seconds=since.days * 86400 + since.seconds, nanos=since.microseconds * 1000)

@@ -1,6 +1,6 @@
 """The benchmark's smoke mode: `python -m bench --smoke` runs every scenario on tiny data and writes its report.
 
-It starts its own gunicorn servers against its own database (questdb_bench_smoke, or
+It starts its own gunicorn servers and `manage.py grpcserver` against its own database (questdb_bench_smoke, or
 BENCH_SMOKE_DATABASE) on the local PostgreSQL primary, the hot standby and Redis (database 14, or
 BENCH_REDIS_DB), so it uses no Django test database.
 Nothing about speed is asserted: only that every run served requests and wrote the report.
@@ -43,7 +43,7 @@ def test_smoke_run_writes_a_report_with_every_scenario(tmp_path):
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=300,
         stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -58,6 +58,7 @@ def test_smoke_run_writes_a_report_with_every_scenario(tmp_path):
     expected = {(app, s.name, state) for app in ("questdb", "naive") for s in SCENARIOS for state in s.states}
     expected -= {("naive", s.name, state) for s in SCENARIOS if not s.on_naive for state in s.states}
     expected |= {("ceiling", "ceiling", "start"), ("ceiling", "ceiling", "end")}
+    expected |= {("grpc", s.name, state) for s in SCENARIOS if s.rpc for state in s.states}
     assert set(runs) == expected
     for key, row in runs.items():
         assert row["rps"] > 0, key
@@ -74,6 +75,8 @@ def test_smoke_run_writes_a_report_with_every_scenario(tmp_path):
         "mix_vs_naive",
         "batch_vs_single",
         "point_p99_vs_ceiling",
+        "grpc_point_vs_rest",
+        "grpc_batch_vs_single",
     }
 
     batch = runs[("questdb", "character_batch", "warm")]
@@ -88,3 +91,39 @@ def test_smoke_run_writes_a_report_with_every_scenario(tmp_path):
     assert questdb_warm["p99_vs_ceiling"] == pytest.approx(questdb_warm["latency_ms"]["p99"] / ceiling_p99, rel=0.01)
     assert "p99 vs ceiling p99" in (tmp_path / "latest.md").read_text()
     assert data["machine"]["cores"] >= 1
+
+    # gRPC: the same scenarios from separate load processes, each against its REST run of the same state.
+    grpc_runs = {key: row for key, row in runs.items() if key[0] == "grpc"}
+    assert {key[1] for key in grpc_runs} == {
+        "user_id",
+        "character_id",
+        "session_lookup",
+        "character_batch",
+        "session_refresh",
+        "character_patch",
+    }
+    for (_app, scenario, state), row in grpc_runs.items():
+        assert row["error_codes"] == {}, (scenario, state)
+        rest = runs[("questdb", scenario, state)]
+        assert row["vs_rest"] == pytest.approx(row["rps"] / rest["rps"], rel=0.01), (scenario, state)
+        assert row["client_cpu_ms"] > 0, (scenario, state)
+    grpc_warm = grpc_runs[("grpc", "user_id", "warm")]
+    assert grpc_warm["cache_hit_rate"] >= 0.99
+    assert grpc_warm["sql_per_request"] < 0.1
+    assert grpc_runs[("grpc", "session_refresh", "-")]["sql_per_request"] >= 1  # a write reaches the database
+    grpc_batch = grpc_runs[("grpc", "character_batch", "warm")]
+    assert grpc_batch["lookups_per_s"] == pytest.approx(grpc_batch["rps"] * BATCH_SIZE, rel=0.01)
+    assert grpc_batch["vs_single"] == pytest.approx(
+        grpc_batch["lookups_per_s"] / grpc_runs[("grpc", "character_id", "warm")]["rps"], rel=0.01
+    )
+    assert grpc_batch["cache_hit_rate"] >= 0.99
+    targets = {target["key"]: target for target in data["targets"]}
+    assert targets["grpc_point_vs_rest"]["value"] == pytest.approx(
+        min(grpc_runs[("grpc", name, "warm")]["vs_rest"] for name in ("user_id", "character_id", "session_lookup")),
+        rel=0.01,
+    )
+    assert targets["grpc_batch_vs_single"]["holds"] is (grpc_batch["vs_single"] >= 20)
+    text = (tmp_path / "latest.md").read_text()
+    assert "questdb over gRPC" in text
+    assert "GetCharacters(50 ids)" in text
+    assert "GRPC_MAX_WORKERS=" in text
