@@ -28,6 +28,19 @@ def user_keys(*, user_id, usernames=(), emails=()) -> list[Key]:
     return keys
 
 
+def keys_of_user_rows(rows: list[dict]) -> list[Key]:
+    """The keys of users captured by the change outbox: raw id, username and email, old and new alike."""
+    return [
+        key
+        for row in rows
+        for key in user_keys(user_id=row["id"], usernames=[row.get("username")], emails=[row.get("email")])
+    ]
+
+
+# What the invalidation consumer (questdb.cache.invalidation) calls for each captured change of a table.
+CHANGE_KEYS = {"users": keys_of_user_rows}
+
+
 def invalidate_user(user: User) -> None:
     """The user's keys, under the identity it was loaded with and the one it has now (a rename)."""
     loaded_username, loaded_email = getattr(user, "_loaded_identity", (None, None))

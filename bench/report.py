@@ -28,6 +28,8 @@ TARGETS = (
     ("mix vs naive", "mix_vs_naive", ">=", 2.0),
     ("warm gRPC point lookups vs the same REST lookups, req/s (worst)", "grpc_point_vs_rest", ">=", 1.0),
     ("gRPC GetCharacters(50): lookups/s vs single GetCharacter calls/s (warm)", "grpc_batch_vs_single", ">=", 20.0),
+    ("invalidation lag p99, commit to Redis (ms, mix + external writes)", "invalidation_p99_ms", "<", 100.0),
+    ("write throughput with change capture vs without (worst of questdb's and external)", "capture_ratio", ">=", 0.9),
 )
 REST_APPS = ("questdb", "naive")
 
@@ -151,6 +153,7 @@ def finish(data: dict, *, smoke: bool = False) -> dict:
         "grpc_batch_vs_single": _median(
             [row["vs_single"] for row in grpc if row["group"] == "batch" and row["state"] == WARM]
         ),
+        **_invalidation_values(data.get("invalidation")),
     }
     targets = []
     for title, key, op, threshold in TARGETS:
@@ -166,6 +169,57 @@ def finish(data: dict, *, smoke: bool = False) -> dict:
     data["smoke"] = smoke
     data["generated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return data
+
+
+def _invalidation_values(figures: dict | None) -> dict:
+    if not figures:
+        return {"invalidation_p99_ms": None, "capture_ratio": None}
+    ratios = [value for value in figures["write_ratio"].values() if value is not None]
+    return {"invalidation_p99_ms": figures["lag_ms"]["p99"], "capture_ratio": min(ratios) if ratios else None}
+
+
+def invalidation_markdown(figures: dict | None) -> list[str]:
+    if not figures:
+        return []
+    lag, mix, external = figures["lag_ms"], figures["mix"], figures["external_writes"]
+    out = [
+        "",
+        "## Invalidation: commit to Redis, and what change capture costs writers",
+        "",
+        f"questdb's read mix ran with wrk ({mix['rps']:,.0f} req/s, p99 {_ms(mix['latency_ms']['p99'])} ms) while "
+        f"bench.writer wrote {external['rows_per_second']:,.0f} rows/s (target {figures['external_rate_target']:g}) "
+        "straight into PostgreSQL (autocommit UPDATEs of users, characters and sessions). Lag is the consumer's own "
+        "histogram (questdb_cache_invalidation_lag_seconds: from the change's trigger, before its commit, to Redis "
+        "confirming the invalidation), interpolated within its buckets, over every change in that run (the "
+        "external writer's and the mix's own writes).",
+        "",
+    ]
+    out += _table(
+        ["changes", "p50 ms", "p90 ms", "p99 ms", "share over 100 ms"],
+        [
+            [
+                f"{lag['changes']:,}",
+                _ms(lag["p50"]),
+                _ms(lag["p90"]),
+                _ms(lag["p99"]),
+                _pct(lag["share_over_100ms"]),
+            ]
+        ],
+    )
+    out += [
+        "",
+        "Write throughput with the change-capture triggers enabled and disabled, alternately in the same run "
+        "(bench.writer as fast as 4 connections go; questdb's character PATCH under wrk):",
+        "",
+    ]
+    rows = [
+        [run["capture"], f"{run['external_rows_per_second']:,.0f}", f"{run['patch']['rps']:,.0f}"]
+        for run in figures["capture_runs"]
+    ]
+    ratio = figures["write_ratio"]
+    rows.append(["with / without", _x(ratio["external"]), _x(ratio["questdb_patch"])])
+    out += _table(["capture", "external rows/s", "questdb PATCH req/s"], rows)
+    return out
 
 
 def load_note(results: list[dict]) -> str | None:
@@ -411,6 +465,7 @@ def markdown(data: dict) -> str:
         "which costs more CPU per call than wrk costs per request (see its column) on the cores the servers share; "
         "the gRPC server is one process (one GIL) with as many threads as gunicorn's processes have together.",
     ]
+    out += invalidation_markdown(data.get("invalidation"))
     for profile in data.get("profiles") or ():
         out += ["", f"## Profile of one worker during an extra '{profile['scenario']}' run (py-spy)", "", "```"]
         out += profile["text"].rstrip().splitlines()
@@ -428,6 +483,13 @@ def summary_text(data: dict) -> str:
             f"p50 {_ms(row['latency_ms']['p50']):>6}  p99 {_ms(row['latency_ms']['p99']):>6} ms  "
             f"non-2xx {row['non_2xx']:<4} vs naive {_x(row['vs_naive']):>6}  vs ceiling {_x(row['vs_ceiling']):>6}"
             + (f"  vs REST {_x(row.get('vs_rest')):>6}" if row["app"] == "grpc" else "")
+        )
+    figures = data.get("invalidation")
+    if figures:
+        lag = figures["lag_ms"]
+        lines.append(
+            f"invalidation lag p50 {_ms(lag['p50'])} p90 {_ms(lag['p90'])} p99 {_ms(lag['p99'])} ms over "
+            f"{lag['changes']:,} changes; write ratio with/without capture: {figures['write_ratio']}"
         )
     lines.append("")
     for t in data["targets"]:

@@ -16,6 +16,7 @@ import grpc
 import redis
 
 from bench import dataset, grpc_load, load, metrics, report
+from bench import invalidation as inv
 from bench.scenarios import (
     BATCH_SIZE,
     BY_NAME,
@@ -33,6 +34,7 @@ from bench.server import GrpcServer, Server, clean_environment, free_port
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_DB = 14
 API_KEY_NAME = "questdb-bench"
+CACHE_KEY_PREFIX = "questdb-bench"
 # DRF keeps a per-key list of request times for the window; a one-second window keeps it short.
 THROTTLE_RATE = "1000000/s"
 APPS = ("questdb", "naive", "ceiling", "grpc")
@@ -73,6 +75,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--apps", default=",".join(APPS), help="servers to run, comma-separated: " + ", ".join(APPS))
     parser.add_argument("--scenarios", help="only these scenarios, comma-separated (default: all)")
     parser.add_argument(
+        "--no-invalidation",
+        action="store_true",
+        help="skip the invalidation runs (lag under load, write cost of change capture); skipped with --scenarios",
+    )
+    parser.add_argument(
+        "--only-invalidation",
+        action="store_true",
+        help="questdb's invalidation runs alone (no scenario table, no comparison servers)",
+    )
+    parser.add_argument(
+        "--external-rate", type=float, default=300, help="rows/s the external writer adds during the lag run"
+    )
+    parser.add_argument(
         "--profile-mode",
         choices=("wall", "gil"),
         default="wall",
@@ -112,6 +127,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     args.scenario_list = [BY_NAME[name] for name in names]
+    args.invalidation = not args.no_invalidation and not args.scenarios and "questdb" in args.apps
+    if args.only_invalidation:
+        args.invalidation, args.apps, args.scenario_list = True, ["questdb"], []
     args.extra_env = {}
     for item in args.server_env:
         name, sep, value = item.partition("=")
@@ -159,6 +177,8 @@ class Bench:
         self.servers: dict = {}
         self.grpc_pool: grpc_load.LoadPool | None = None
         self._gunicorn: dict | None = None
+        self.consumer: inv.ConsumerProcess | None = None
+        self.invalidation: dict | None = None
 
     # -- environment -----------------------------------------------------------------
     def env(self, app: str | None = None, *, port: int = 0) -> dict:
@@ -171,7 +191,7 @@ class Bench:
             DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{self.args.database}",
             DB_READ_HOST="127.0.0.1:5433",
             REDIS_URL=self.redis_url,
-            CACHE_KEY_PREFIX="questdb-bench",
+            CACHE_KEY_PREFIX=CACHE_KEY_PREFIX,
             LOG_LEVEL="WARNING",
             API_THROTTLE_RATE=THROTTLE_RATE,
             MAX_CHARACTERS_PER_USER="10",
@@ -245,9 +265,14 @@ class Bench:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         server = Server(app, WSGI[app], self.env(app, port=port), self.work / "logs" / f"{app}.log")
+        if app == "questdb":
+            # The cache is trusted only while the invalidation consumer runs, as in production.
+            self.consumer = inv.ConsumerProcess(self.env("questdb"), self.work / "logs" / "invalidate_cache.log")
+            self.consumer.start()
         server.start("/healthz" if app == "questdb" else "/")
         if app == "questdb":
             self._wait_for_replica(server)
+            self._wait_for_trust(server)
         return server
 
     def start_grpc(self) -> GrpcServer:
@@ -280,6 +305,14 @@ class Bench:
                 ) from None
             if scenario.lookups > 1 and len(answer.characters) != len(keys):
                 raise RuntimeError(f"grpc {scenario.rpc} found {len(answer.characters)} of {len(keys)} characters")
+
+    def _wait_for_trust(self, server: Server, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if server.json("/readyz").get("cache", {}).get("trusted"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"questdb's cache never became trusted; see {self.consumer.log_path}")
 
     def _wait_for_replica(self, server: Server, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -423,6 +456,9 @@ class Bench:
                             self.run_one(servers[app], app, scenario, state)
                 if scenario.group in ("write", "mix"):
                     dataset.delete_created_characters(self.args.database, CREATED_PREFIX)
+            if self.args.invalidation:
+                self.measure_invalidation(servers["questdb"])
+                dataset.delete_created_characters(self.args.database, CREATED_PREFIX)
             if "ceiling" in servers:
                 self.measure_ceiling(servers["ceiling"], "end")
         finally:
@@ -430,10 +466,94 @@ class Bench:
                 self.grpc_pool.close()
             for server in servers.values():
                 server.stop()
+            if self.consumer is not None:
+                self.consumer.stop()
             dataset.delete_created_characters(self.args.database, CREATED_PREFIX)
 
     def measure_ceiling(self, server: Server, state: str) -> None:
         self.measure(server, "ceiling", "user_id", state, limit=self.args.hot_keys, label="bare WSGI, fixed body")
+
+    def _wrk(self, server: Server, scenario_name: str) -> dict:
+        result = load.run_wrk(
+            self.wrk,
+            port=server.port,
+            scenario=scenario_name,
+            samples=self.samples,
+            limit=self.args.hot_keys,
+            tag=_tag(),
+            api_key=self.api_key,
+            duration=self.args.duration,
+            connections=self.args.connections,
+            threads=self.args.threads,
+        )
+        seconds = result["duration_us"] / 1e6
+        return {
+            "requests": result["requests"],
+            "rps": round(result["requests"] / seconds, 1) if seconds else 0.0,
+            "latency_ms": {key: round(value / 1000, 3) for key, value in result["latency_us"].items()},
+            "non_2xx": result["errors"]["status"],
+        }
+
+    def measure_invalidation(self, server: Server) -> None:
+        """Commit-to-Redis lag while the read mix runs and another process writes into PostgreSQL; then the write
+        throughput with the change-capture triggers enabled and disabled, alternately."""
+        database, duration = self.args.database, self.args.duration
+        print("invalidation: lag under the mix with external writes ...", flush=True)
+        self.warm_up(server, [name for name in MIX if BY_NAME[name].warms_up])
+        before = inv.lag_counts(self.redis, CACHE_KEY_PREFIX)
+        writer = inv.start_writer(
+            database=database, samples=self.samples, rate=self.args.external_rate, seconds=duration, connections=2
+        )
+        mix = self._wrk(server, "mix")
+        external = inv.writer_result(writer, timeout=duration + 60)
+        inv.wait_for_heartbeat(self.redis, CACHE_KEY_PREFIX)  # every change so far has reached Redis
+        lag = inv.percentiles(before, inv.lag_counts(self.redis, CACHE_KEY_PREFIX))
+        print(
+            f"  {external['rows_per_second']:,.0f} external rows/s beside the mix ({mix['rps']:,.0f} req/s): "
+            f"lag p50 {lag['p50']} ms, p99 {lag['p99']} ms over {lag['changes']:,} changes",
+            flush=True,
+        )
+        phases = ("on", "off") if self.args.smoke else ("on", "off", "on", "off")
+        runs = []
+        try:
+            for phase in phases:
+                inv.set_capture(database, enabled=phase == "on")
+                writer = inv.start_writer(
+                    database=database, samples=self.samples, rate=0, seconds=duration, connections=4
+                )
+                written = inv.writer_result(writer, timeout=duration + 60)
+                patch = self._wrk(server, "character_patch")
+                runs.append({"capture": phase, "external_rows_per_second": written["rows_per_second"], "patch": patch})
+                print(
+                    f"  capture {phase:<3}: external {written['rows_per_second']:,.0f} rows/s, "
+                    f"questdb PATCH {patch['rps']:,.0f} req/s",
+                    flush=True,
+                )
+        finally:
+            inv.set_capture(database, enabled=True)
+            # Writes made while capture was off are in no outbox: drop every cached value (a new epoch).
+            self.redis.delete(inv.heartbeat_key(CACHE_KEY_PREFIX))
+
+        def mean(phase: str, value) -> float:
+            values = [value(run) for run in runs if run["capture"] == phase]
+            return sum(values) / len(values)
+
+        def ratio(value) -> float | None:
+            off = mean("off", value)
+            return round(mean("on", value) / off, 3) if off else None
+
+        self.invalidation = {
+            "lag_ms": lag,
+            "mix": mix,
+            "external_writes": external,
+            "external_rate_target": self.args.external_rate,
+            "capture_runs": runs,
+            "write_ratio": {
+                "questdb_patch": ratio(lambda run: run["patch"]["rps"]),
+                "external": ratio(lambda run: run["external_rows_per_second"]),
+            },
+        }
+        print(f"  write throughput with / without capture: {self.invalidation['write_ratio']}", flush=True)
 
     def run_one(self, server: Server | GrpcServer, app: str, scenario, state: str) -> None:
         if app in ("questdb", "grpc"):
@@ -502,6 +622,7 @@ class Bench:
             "dataset": data,
             "results": self.results,
             "profiles": self.profiles,
+            "invalidation": self.invalidation,
             "notes": self.notes,
             "wall_seconds": round(time.monotonic() - started, 1),
         }

@@ -22,5 +22,14 @@ def character_keys(*, character_id, user_id) -> list[Key]:
     return [Key("character", str(character_id)), Key("user_characters", str(user_id))]
 
 
+def keys_of_character_rows(rows: list[dict]) -> list[Key]:
+    """The keys of characters captured by the change outbox (an ownership change reaches both owners' lists)."""
+    return [key for row in rows for key in character_keys(character_id=row["id"], user_id=row["user_id"])]
+
+
+# What the invalidation consumer (questdb.cache.invalidation) calls for each captured change of a table.
+CHANGE_KEYS = {"characters": keys_of_character_rows}
+
+
 def invalidate_character(character: Character) -> None:
     lookup_cache.invalidate(character_keys(character_id=character.pk, user_id=character.user_id))

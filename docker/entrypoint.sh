@@ -8,6 +8,8 @@
 # gunicorn serves as DATABASE_URL's role, the runtime role (README "Database roles").
 # With the argument `grpc` it does the same start-up, then serves the gRPC
 # services instead (`manage.py grpcserver`, GRPC_PORT, default 50052), as the same role.
+# `invalidate-cache` waits for the primary, then replaces itself with the cache invalidation
+# consumer (`manage.py invalidate_cache`; it waits for the migrations by itself).
 # With other arguments it runs them instead, e.g. `python manage.py backup`.
 #
 # Environment:
@@ -29,6 +31,21 @@ is_off() {
     esac
 }
 
+wait_for_primary() {
+    if is_off "${WAIT_FOR_DB:-1}"; then
+        log "WAIT_FOR_DB=${WAIT_FOR_DB}: not waiting for the primary"
+    else
+        python manage.py wait_for_db --timeout "${DB_WAIT_TIMEOUT:-60}"
+    fi
+}
+
+if [ "${1:-}" = "invalidate-cache" ]; then
+    shift
+    wait_for_primary
+    log "starting the cache invalidation consumer"
+    exec python manage.py invalidate_cache "$@"
+fi
+
 SERVER=gunicorn
 if [ "${1:-}" = "grpc" ] && [ "$#" -eq 1 ]; then
     SERVER=grpc
@@ -36,11 +53,7 @@ elif [ "$#" -gt 0 ]; then
     exec "$@"
 fi
 
-if is_off "${WAIT_FOR_DB:-1}"; then
-    log "WAIT_FOR_DB=${WAIT_FOR_DB}: not waiting for the primary"
-else
-    python manage.py wait_for_db --timeout "${DB_WAIT_TIMEOUT:-60}"
-fi
+wait_for_primary
 
 if is_off "${MIGRATE_ON_START:-1}"; then
     log "MIGRATE_ON_START=${MIGRATE_ON_START}: skipping migrations"

@@ -10,6 +10,7 @@ from questdb.api import auth as api_keys
 from questdb.cache.store import lookup_cache
 from questdb.db import replicas
 from questdb.models import ServiceAPIKey
+from tests.cache.consumer import start_consumer_thread
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +84,16 @@ def api(client, write_key):
     client.defaults["HTTP_AUTHORIZATION"] = f"Api-Key {write_key}"
     api_keys.caller_for_key(write_key)  # remembered, so query counts show only the endpoint's own
     return client
+
+
+@pytest.fixture
+def invalidation_consumer(transactional_db, settings):
+    """A running invalidation consumer (the cache is trusted only while one runs), stopped after the test."""
+    settings.CACHE_INVALIDATION_POLL = 0.005
+    settings.CACHE_INVALIDATION_RETRY = 0.1
+    # These tests are about something else than the bound: a loaded machine must not stall the heartbeat past it.
+    settings.CACHE_MAX_STALENESS = 5
+    consumer, stop = start_consumer_thread()
+    yield consumer
+    stop.set()
+    consumer.thread.join(timeout=10)

@@ -1,9 +1,11 @@
-"""`/healthz`: the process answers. `/readyz`: the primary answers, and how each replica is doing."""
+"""`/healthz`: the process answers. `/readyz`: the primary answers, how each replica is doing, and the cache's trust."""
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
+from questdb.cache import invalidation
+from questdb.cache.store import lookup_cache
 from questdb.db import replicas
 
 
@@ -31,6 +33,18 @@ def readyz(request):
     if replica_reports and not any(r["taking_reads"] for r in replica_reports.values()):
         databases[DEFAULT_DB_ALIAS]["note"] = "no replica is taking reads; the primary serves them"
     ready = databases[DEFAULT_DB_ALIAS]["reachable"]
-    return JsonResponse(
-        {"status": "ready" if ready else "unavailable", "databases": databases}, status=200 if ready else 503
-    )
+    body = {"status": "ready" if ready else "unavailable", "databases": databases}
+    if lookup_cache.enabled:
+        # Reported, never a 503: an untrusted cache means lookups are answered from the database.
+        body["cache"] = cache_report()
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+def cache_report() -> dict:
+    client = lookup_cache.client()
+    if client is None:
+        return {"reachable": False, "trusted": False, "reason": "redis unavailable; lookups read the database"}
+    try:
+        return {"reachable": True, **invalidation.status(client)}
+    except Exception as error:  # readiness reports failures, it never raises them
+        return {"reachable": False, "trusted": False, "error": error.__class__.__name__}

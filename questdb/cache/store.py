@@ -14,10 +14,17 @@ The guarantees and how they are kept:
   replica that has replayed the stamp's WAL position, or to the primary.
 - No stampede: one reader per key takes a short lock and fills; the others wait
   briefly for its value.
+- Trust: every change committed by any writer is invalidated by the consumer
+  (`questdb.cache.invalidation`), which keeps a heartbeat in Redis. Each lookup
+  reads it in the same script as the value: when it is missing or older than
+  CACHE_MAX_STALENESS, the cache is not trusted and the lookup is answered from
+  the database without filling. A fill is refused when the heartbeat's epoch
+  changed since the miss (Redis lost data), and reads at or after the epoch's
+  floor WAL position.
 - Degradation: any Redis error turns the cache off for CACHE_RETRY_INTERVAL
   seconds (one log line per interval); lookups go to the database meanwhile.
   Invalidations that could not be sent are kept and replayed before this
-  process trusts Redis again.
+  process uses Redis again (the consumer sends them too, from the outbox).
 """
 
 import itertools
@@ -45,9 +52,18 @@ MAX_PENDING_INVALIDATIONS = 10_000
 LUA = Path(__file__).with_name("lua")
 
 EVENTS = Counter("questdb_cache_events", "Lookup cache events by key family.", ["family", "event"])
+UNTRUSTED = Counter(
+    "questdb_cache_untrusted",
+    "Lookups answered from the database because the cache was not trusted (invalidation behind or Redis lost data).",
+    ["family"],
+)
+UNTRUSTED_REPLY = -1
 
 # Read once at import; redis-py sends each by its SHA (EVALSHA) and loads it when Redis does not know it.
-_SCRIPTS = {name: (LUA / f"{name}.lua").read_text() for name in ("lookup", "fill", "fill_many", "invalidate")}
+_SCRIPTS = {
+    name: (LUA / f"{name}.lua").read_text()
+    for name in ("lookup", "lookup_many", "peek", "fill", "fill_many", "invalidate")
+}
 _lock_tokens = itertools.count()
 
 
@@ -60,6 +76,15 @@ def _stamp_lsn(stamp: bytes | None) -> int:
     if not stamp:
         return 0
     return int(stamp.split(b":", 1)[0])
+
+
+def heartbeat_key() -> str:
+    """The invalidation consumer's heartbeat (a hash: seen_ms, epoch, floor, lsn, backlog); no TTL."""
+    return f"{settings.CACHE_KEY_PREFIX}:invalidation"
+
+
+def _max_staleness_ms() -> int:
+    return int(settings.CACHE_MAX_STALENESS * 1000)
 
 
 class LookupCache:
@@ -108,19 +133,26 @@ class LookupCache:
 
     # -- reads ---------------------------------------------------------------------
     def get_or_fill(self, key: Key, load: Callable[[], bytes | None]) -> bytes | None:
-        """The cached payload for `key`, else `load()` from the database (and cache it)."""
+        """The cached payload for `key`, else `load()` from the database (and cache it when that is safe)."""
         client = self.client()
         if client is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
             # Inside a transaction the database may hold uncommitted rows: never cache them.
             return load()
         token = _lock_token()
         try:
-            reply = self._scripts["lookup"](keys=[key.value, key.stamp, key.lock], args=[LOCK_TTL_MS, token])
+            reply = self._scripts["lookup"](
+                keys=[key.value, key.stamp, key.lock, heartbeat_key()],
+                args=[LOCK_TTL_MS, token, _max_staleness_ms()],
+            )
             if reply[0] is not None:
                 EVENTS.labels(key.family, "hit").inc()
                 return reply[0]
+            stamp, locked, epoch, floor = reply[1] or b"", reply[2], reply[3] or b"", int(reply[4] or 0)
+            if locked == UNTRUSTED_REPLY:
+                UNTRUSTED.labels(key.family).inc()
+                with routing.reads_at_least(max(_stamp_lsn(stamp), floor)):  # a writer still reads its write
+                    return load()
             EVENTS.labels(key.family, "miss").inc()
-            stamp, locked = reply[1] or b"", reply[2]
             if not locked:
                 token = ""
                 value = self._wait_for_fill(client, key)
@@ -134,11 +166,11 @@ class LookupCache:
             return load()
         payload = None
         try:
-            with routing.reads_at_least(_stamp_lsn(stamp)):
+            with routing.reads_at_least(max(_stamp_lsn(stamp), floor)):
                 payload = load()
         finally:
             if payload is not None:
-                self._fill(key, stamp, payload, token)
+                self._fill(key, stamp, payload, token, epoch)
             elif token:
                 self._release(client, key, token)
         return payload
@@ -148,7 +180,8 @@ class LookupCache:
     ) -> dict[Key, bytes | None]:
         """The cached payloads of `keys`; the missed ones from `load_many(missed)` (and cached).
 
-        One Redis round trip (MGET of every value and stamp) answers all hits, `load_many`
+        One Redis round trip (a script reading the heartbeat, every value and every stamp) answers all
+        hits while the cache is trusted (untrusted: no hits, no fills, reads at or after the stamps), `load_many`
         loads every miss at once (one query), and one more round trip fills them, each
         compare-and-set on the stamp it was read with: the no-stale-fill guarantee of
         `get_or_fill`, key by key. The misses are read from a database that has replayed
@@ -164,13 +197,17 @@ class LookupCache:
             found = load_many(keys)
             return {key: found.get(key) for key in keys}
         try:
-            replies = client.mget([name for key in keys for name in (key.value, key.stamp)])
+            reply = self._scripts["lookup_many"](
+                keys=[heartbeat_key(), *(name for key in keys for name in (key.value, key.stamp))],
+                args=[_max_staleness_ms()],
+            )
         except Exception as error:
             if not _is_redis_error(error):
                 raise
             self.note_failure(error)
             found = load_many(keys)
             return {key: found.get(key) for key in keys}
+        trusted, epoch, floor, replies = reply[0] == 1, reply[1] or b"", int(reply[2] or 0), reply[3:]
         records: dict[Key, bytes | None] = {}
         stamps: dict[Key, bytes] = {}
         for index, key in enumerate(keys):
@@ -178,20 +215,25 @@ class LookupCache:
             records[key] = value
             if value is None:
                 stamps[key] = stamp or b""
-            EVENTS.labels(key.family, "hit" if value is not None else "miss").inc()
+            if trusted:
+                EVENTS.labels(key.family, "hit" if value is not None else "miss").inc()
+            else:
+                UNTRUSTED.labels(key.family).inc()
         if stamps:
-            with routing.reads_at_least(max(_stamp_lsn(stamp) for stamp in stamps.values())):
+            with routing.reads_at_least(max(floor, *(_stamp_lsn(stamp) for stamp in stamps.values()))):
                 found = load_many(list(stamps))
             for key in stamps:
                 records[key] = found.get(key)
-            self._fill_many({key: (stamps[key], found[key]) for key in stamps if found.get(key) is not None})
+            if trusted:
+                fills = {key: (stamps[key], found[key]) for key in stamps if found.get(key) is not None}
+                self._fill_many(fills, epoch)
         return records
 
-    def _fill_many(self, fills: dict[Key, tuple[bytes, bytes]]) -> None:
+    def _fill_many(self, fills: dict[Key, tuple[bytes, bytes]], epoch: bytes) -> None:
         if not fills:
             return
-        keys = [name for key in fills for name in (key.value, key.stamp)]
-        args = [settings.CACHE_TTL, *(part for stamp, payload in fills.values() for part in (stamp, payload))]
+        keys = [heartbeat_key(), *(name for key in fills for name in (key.value, key.stamp))]
+        args = [settings.CACHE_TTL, epoch, *(part for stamp, payload in fills.values() for part in (stamp, payload))]
         try:
             filled = self._scripts["fill_many"](keys=keys, args=args)
         except Exception as error:
@@ -203,17 +245,19 @@ class LookupCache:
             EVENTS.labels(key.family, "fill" if done else "fill_refused").inc()
 
     def peek(self, key: Key) -> bytes | None:
-        """The cached record for `key` if there is one; never fills, never waits (for the hit path)."""
+        """The cached record for `key` while the cache is trusted; never fills, never waits (for the hit path)."""
         client = self.client()
         if client is None:
             return None
         try:
-            record = client.get(key.value)
+            record = self._scripts["peek"](keys=[key.value, heartbeat_key()], args=[_max_staleness_ms()])
         except Exception as error:
             if not _is_redis_error(error):
                 raise
             self.note_failure(error)
             return None
+        if record == UNTRUSTED_REPLY:
+            return None  # Django answers from the database (and counts it)
         if record is not None:
             EVENTS.labels(key.family, "hit").inc()
         return record
@@ -232,10 +276,11 @@ class LookupCache:
                 break
         return None
 
-    def _fill(self, key: Key, stamp: bytes, payload: bytes, token: str) -> None:
+    def _fill(self, key: Key, stamp: bytes, payload: bytes, token: str, epoch: bytes) -> None:
         try:
             filled = self._scripts["fill"](
-                keys=[key.value, key.stamp, key.lock], args=[stamp, payload, settings.CACHE_TTL, token]
+                keys=[key.value, key.stamp, key.lock, heartbeat_key()],
+                args=[stamp, payload, settings.CACHE_TTL, token, epoch],
             )
         except Exception as error:
             if not _is_redis_error(error):

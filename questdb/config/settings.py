@@ -143,6 +143,16 @@ REDIS_SOCKET_TIMEOUT_MS = env.int("REDIS_SOCKET_TIMEOUT_MS", default=100)
 REDIS_CONNECT_TIMEOUT_MS = env.int("REDIS_CONNECT_TIMEOUT_MS", default=100)
 # After a Redis error, skip Redis for this long (seconds) and log at most once.
 CACHE_RETRY_INTERVAL = env.float("CACHE_RETRY_INTERVAL", default=2.0)
+# When invalidation (manage.py invalidate_cache) is further behind the database than this (seconds), for any
+# reason, lookups stop trusting the cache and read the database until it has caught up.
+CACHE_MAX_STALENESS = env.float("CACHE_MAX_STALENESS", default=1.0)
+# The invalidation consumer: seconds between polls of the change outbox, rows per batch, seconds between a
+# follower's attempts to take over the leadership (a PostgreSQL advisory lock).
+CACHE_INVALIDATION_POLL = env.float("CACHE_INVALIDATION_POLL", default=0.02)
+CACHE_INVALIDATION_BATCH = env.int("CACHE_INVALIDATION_BATCH", default=1000)
+CACHE_INVALIDATION_RETRY = env.float("CACHE_INVALIDATION_RETRY", default=0.5)
+# With Redis replicas (Sentinel): how many must confirm each invalidation batch before the outbox lets it go.
+CACHE_INVALIDATION_REPLICAS = env.int("CACHE_INVALIDATION_REPLICAS", default=0)
 if REDIS_URL:
     CACHES = {
         "default": {

@@ -77,6 +77,8 @@ def test_smoke_run_writes_a_report_with_every_scenario(tmp_path):
         "point_p99_vs_ceiling",
         "grpc_point_vs_rest",
         "grpc_batch_vs_single",
+        "invalidation_p99_ms",
+        "capture_ratio",
     }
 
     batch = runs[("questdb", "character_batch", "warm")]
@@ -90,6 +92,17 @@ def test_smoke_run_writes_a_report_with_every_scenario(tmp_path):
     ceiling_p99 = data["ceiling_p99_ms"]
     assert questdb_warm["p99_vs_ceiling"] == pytest.approx(questdb_warm["latency_ms"]["p99"] / ceiling_p99, rel=0.01)
     assert "p99 vs ceiling p99" in (tmp_path / "latest.md").read_text()
+
+    # Invalidation: lag measured under the mix with an external writer, and writes with and without capture.
+    figures = data["invalidation"]
+    assert figures["external_writes"]["rows"] > 0
+    assert figures["lag_ms"]["changes"] >= figures["external_writes"]["rows"]  # every external change reached Redis
+    assert figures["lag_ms"]["p50"] is not None
+    assert figures["lag_ms"]["p99"] is not None
+    assert [run["capture"] for run in figures["capture_runs"]] == ["on", "off"]
+    assert all(run["external_rows_per_second"] > 0 and run["patch"]["rps"] > 0 for run in figures["capture_runs"])
+    assert set(figures["write_ratio"]) == {"questdb_patch", "external"}
+    assert "commit to Redis" in (tmp_path / "latest.md").read_text()
     assert data["machine"]["cores"] >= 1
 
     # gRPC: the same scenarios from separate load processes, each against its REST run of the same state.

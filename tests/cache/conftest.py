@@ -79,3 +79,16 @@ def private_redis(settings, tmp_path):
     server.resume() if server.process and server.process.poll() is None else None
     server.stop()
     lookup_cache.reset()
+
+
+@pytest.fixture(autouse=True)
+def _invalidation_running(request):
+    """Cache tests run with the invalidation consumer (without it the cache is never trusted), on the test's Redis."""
+    db = request.node.get_closest_marker("django_db")
+    if request.node.get_closest_marker("without_consumer") or not (db and db.kwargs.get("transaction")):
+        yield None
+        return
+    for redis_fixture in ("private_redis", "sentinel_topology"):
+        if redis_fixture in request.fixturenames:
+            request.getfixturevalue(redis_fixture)
+    yield request.getfixturevalue("invalidation_consumer")

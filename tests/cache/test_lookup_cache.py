@@ -16,6 +16,7 @@ from characters.models import Character
 from questdb.cache import keys as key_module
 from questdb.cache.store import EVENTS, Key, lookup_cache
 from sessions_app.models import Session
+from tests.cache.consumer import wait_for_invalidation
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -43,7 +44,9 @@ def owner(make_user):
 
 @pytest.fixture
 def character(owner):
-    return Character.objects.create(user=owner, name="Hoarder")
+    character = Character.objects.create(user=owner, name="Hoarder")
+    wait_for_invalidation()  # the insert's own invalidation (of the owner's list) has landed
+    return character
 
 
 @pytest.fixture
@@ -304,6 +307,7 @@ def test_redis_down_slow_and_back(api, character, private_redis, caplog):
     assert 1 <= len(warnings) <= 3
     private_redis.start()
     time.sleep(0.35)
+    wait_for_invalidation()  # the consumer is back too: the cache is trusted again
     api.get(path)
     hits = _events("character", "hit")
     assert api.get(path).json()["money"] == 6

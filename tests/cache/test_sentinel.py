@@ -10,10 +10,16 @@ from django.conf import settings as django_settings
 
 from characters.models import Character
 from questdb.cache.store import EVENTS, lookup_cache
+from tests.cache.consumer import start_consumer_thread, wait_for_invalidation
 from tests.db.helpers import wait_until
 from tests.e2e.conftest import free_port
 
-pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.slow]
+# The test points the cache at its Sentinel topology itself, then starts the invalidation consumer on it.
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.slow,
+    pytest.mark.without_consumer,
+]
 
 
 def _start(args: list[str]) -> subprocess.Popen:
@@ -72,7 +78,18 @@ def test_lookups_are_cached_through_sentinel_and_survive_a_failover(api, make_us
         "default": {**django_settings.CACHES["default"], "LOCATION": "redis://questdb/0", "OPTIONS": options}
     }
     lookup_cache.reset()
+    settings.CACHE_INVALIDATION_RETRY = 0.1
+    consumer, stop = start_consumer_thread()  # follows the failover like any Redis client of the master
+    try:
+        _cached_through_a_failover(api, make_user, sentinel_topology)
+    finally:
+        stop.set()
+        consumer.thread.join(timeout=10)
+
+
+def _cached_through_a_failover(api, make_user, sentinel_topology):
     character = Character.objects.create(user=make_user(), name="Sentinel")
+    wait_for_invalidation()  # the insert's own invalidation (of the owner's list) has landed
     path = f"/api/v1/characters/{character.id}/"
     hits = EVENTS.labels("character", "hit")._value.get
 

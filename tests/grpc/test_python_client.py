@@ -13,6 +13,7 @@ from questdb.v1 import characters_pb2 as cpb
 from questdb.v1 import sessions_pb2 as spb
 from questdb.v1 import users_pb2 as upb
 from sessions_app.models import Session
+from tests.cache.consumer import ConsumerProcess, wait_for_invalidation
 from tests.grpc.helpers import error_code, error_field, error_info, failure, metric, scrape
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -289,8 +290,20 @@ def test_request_ids_are_kept_and_logged_without_tokens(grpc_app, live_session, 
     assert write_md[0][1].split()[1] not in text
 
 
-def test_a_cached_lookup_costs_no_sql(grpc_app, user, read_md):
+@pytest.fixture
+def invalidation_process(tmp_path):
+    """The cache is trusted only while the invalidation consumer runs: one on the suite's Redis."""
+    from django.conf import settings
+
+    consumer = ConsumerProcess(redis_url=settings.REDIS_URL, log_path=tmp_path / "consumer.log").start()
+    consumer.wait_for("leading")
+    yield consumer
+    consumer.stop()
+
+
+def test_a_cached_lookup_costs_no_sql(grpc_app, user, read_md, invalidation_process):
     character = Character.objects.create(user=user, name="Cached")
+    wait_for_invalidation()  # the insert's own invalidation (of the owner's list) has landed
     calls = [
         (grpc_app.users.GetUser, upb.GetUserRequest(id=str(user.id))),
         (grpc_app.characters.GetCharacter, cpb.GetCharacterRequest(id=str(character.id))),

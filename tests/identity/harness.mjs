@@ -5,7 +5,8 @@
 //
 // Environment: DATABASE_URL (the database better-auth writes), QUESTDB_URL and QUESTDB_API_KEY
 // (questdb's API over HTTP), BETTER_AUTH_SECRET and BETTER_AUTH_URL (read by better-auth itself),
-// README (default: the repository's README.md).
+// README (default: the repository's README.md). With QUESTDB_SETTLE set, each step waits after the
+// better-auth call until questdb's /readyz says its cache invalidation has passed that moment.
 //
 // The README block is written to a file next to this one and imported as it is: it must stay
 // TypeScript that is also plain JavaScript (imports, one `export const auth`, no type annotations).
@@ -54,6 +55,20 @@ async function questdb(method, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: response.status, body: await response.json() };
+}
+
+/** Until questdb's invalidation heartbeat is past now: every change committed so far has reached its cache. */
+async function settle() {
+  if (!process.env.QUESTDB_SETTLE) return;
+  const changed = Date.now();
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const asked = Date.now();
+    const { cache } = await (await fetch(`${process.env.QUESTDB_URL}/readyz`)).json();
+    // Redis's clock and this one are the same machine's: the heartbeat is at least `asked - age`.
+    if (cache?.trusted && asked - cache.heartbeat_age_seconds * 1000 > changed) return;
+    await new Promise((done) => setTimeout(done, 10));
+  }
+  throw new Error("questdb's cache invalidation did not catch up");
 }
 
 // Every session seen so far (token -> id, owner), so that a deleted one is still looked up:
@@ -108,6 +123,7 @@ async function step(name, run, { user }) {
     };
   }
   remember(result.session);
+  await settle();
   const userId = typeof user === "function" ? user(result) : user;
   const { session, headers: _headers, ...extra } = result;
   steps.push({ step: name, error, extra: { ...extra, session }, user: userId ? await snapshot(userId) : null });

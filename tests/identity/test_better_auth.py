@@ -5,10 +5,10 @@ package-lock.json, installed by `make test`) against the test database, while a 
 questdb's API over HTTP. After every better-auth call the harness records better-auth's own view of the
 user and their sessions and questdb's answers; these tests check that the two agree.
 
-That gunicorn runs without Redis and without replicas, so every answer is read fresh from the primary:
-rows better-auth writes straight into PostgreSQL do not invalidate questdb's cache, and how soon a cached
-answer follows such a write is a separate concern with its own tests. These check the schema and the
-meaning of what better-auth writes.
+Most run against a gunicorn without Redis and without replicas, so every answer is read fresh from the
+primary: they check the schema and the meaning of what better-auth writes. The last ones run the same
+calls against a questdb with its cache, its replica and its invalidation consumer: each step waits until
+the consumer's heartbeat is past the call (QUESTDB_SETTLE), then every lookup must answer the new rows.
 """
 
 import json
@@ -22,6 +22,7 @@ import pytest
 import requests
 from django.db import connection, connections
 
+from tests.cache.consumer import ConsumerProcess
 from tests.e2e.conftest import gunicorn
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -71,7 +72,23 @@ def _database_url(**query: str) -> str:
     return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
 
 
-def run_harness(scenario: str, *, questdb_url: str, api_key: str, database_url: str | None = None) -> dict:
+@pytest.fixture(scope="module")
+def cached_questdb_url(django_db_setup, tmp_path_factory):
+    """questdb with Redis, the standby and `manage.py invalidate_cache`, as production runs it."""
+    from django.conf import settings
+
+    consumer = ConsumerProcess(redis_url=settings.REDIS_URL, log_path=tmp_path_factory.mktemp("consumer") / "log")
+    consumer.start().wait_for("leading")
+    try:
+        with gunicorn(SESSION_TTL=str(SESSION_TTL)) as base:
+            yield base
+    finally:
+        consumer.stop()
+
+
+def run_harness(
+    scenario: str, *, questdb_url: str, api_key: str, database_url: str | None = None, settle: bool = False
+) -> dict:
     if not (HERE / "node_modules" / "better-auth").is_dir():
         pytest.fail("better-auth is not installed: run `make tests/identity/node_modules/.installed` (make test does)")
     environment = {
@@ -83,6 +100,7 @@ def run_harness(scenario: str, *, questdb_url: str, api_key: str, database_url: 
         "BETTER_AUTH_URL": "http://127.0.0.1:3000",
         "BETTER_AUTH_TELEMETRY": "0",
         "README": str(README),
+        **({"QUESTDB_SETTLE": "1"} if settle else {}),
     }
     done = subprocess.run(
         ["node", "harness.mjs", scenario], cwd=HERE, env=environment, capture_output=True, text=True, timeout=120
@@ -262,3 +280,24 @@ def test_questdbs_session_refresh_is_seen_by_better_auths_get_session(questdb_ur
 
 def _auth(key: str) -> dict:
     return {"Authorization": f"Api-Key {key}"}
+
+
+@pytest.mark.parametrize("scenario", ["account", "admin"])
+def test_every_better_auth_call_reaches_questdbs_cache(cached_questdb_url, write_key, scenario):
+    # Each step's snapshot reads (and so caches) every lookup of the user and their sessions; the next
+    # better-auth call changes the rows behind them: updateUser, signOut, revokeSessions, banUser,
+    # unbanUser, removeUser (a cascade) ...
+    steps = run_harness(scenario, questdb_url=cached_questdb_url, api_key=write_key, settle=True)
+    for name, step in steps.items():
+        if name != "sign-in-while-banned":
+            assert step["error"] is None, step
+        assert_questdb_agrees(step)
+    if scenario == "account":
+        gone = requests.get(
+            f"{cached_questdb_url}/api/v1/users/by-username/carol/", headers=_auth(write_key), timeout=5
+        )
+        assert gone.status_code == 404  # the old username, cached before the rename
+        assert _valid_sessions(steps["sign-out"]) == 0
+    else:
+        assert _valid_sessions(steps["ban-user"]) == 0
+        assert steps["remove-user"]["user"]["questdb"]["status"] == 404

@@ -27,7 +27,7 @@ from tests.ops.support import require
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = REPO_ROOT / "docker-compose.yml"
-SERVICES = {"primary", "replica", "redis", "db-roles", "app", "proxy", "backup"}
+SERVICES = {"primary", "replica", "redis", "db-roles", "app", "proxy", "backup", "invalidator"}
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +130,18 @@ def test_each_process_logs_in_as_its_own_role_never_the_superuser(services):
     assert "DATABASE_OWNER_URL" not in backup
     for env in (app, backup):
         assert superuser not in {urlsplit(value).username for key, value in env.items() if key.endswith("_URL")}
+
+
+def test_the_invalidation_consumer_runs_beside_the_app_as_the_runtime_role_on_the_same_redis(services):
+    consumer, app = services["invalidator"], services["app"]
+    assert _as_list(consumer["command"]) == ["invalidate-cache"]
+    assert consumer["image"] == app["image"]
+    env = _environment(consumer)
+    assert _role_url(env).username == settings.DB_RUNTIME_ROLE
+    assert env["REDIS_URL"] == _environment(app)["REDIS_URL"]
+    assert env.get("CACHE_KEY_PREFIX") == _environment(app).get("CACHE_KEY_PREFIX")
+    assert consumer["restart"] == "unless-stopped"
+    assert consumer["depends_on"]["db-roles"]["condition"] == "service_completed_successfully"
 
 
 def test_the_roles_job_runs_as_the_superuser_before_the_app_and_the_backup(services):

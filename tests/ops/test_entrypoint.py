@@ -235,3 +235,14 @@ def test_entrypoint_runs_a_given_command_instead(fake_gunicorn, tmp_path):
     assert output.strip() == "one-off job"
     assert not fake_gunicorn.exists()
     assert not database.exists()
+
+
+def test_entrypoint_waits_for_the_primary_then_execs_the_invalidation_consumer(fake_gunicorn, tmp_path):
+    database = tmp_path / "questdb.sqlite3"
+    process, output = _entrypoint(fake_gunicorn, f"sqlite:///{database}", "invalidate-cache", REDIS_URL="")
+    assert "is up" in output  # waited for the database first
+    assert "starting the cache invalidation consumer" in output
+    # The consumer itself refuses this configuration, plainly: it ran, not gunicorn, and no migration.
+    assert process.returncode == 1
+    assert "REDIS_URL is unset" in output
+    assert not fake_gunicorn.exists()

@@ -32,6 +32,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from questdb.cache.invalidation import request_reset
 from questdb.db.aliases import connect_as
 from questdb.db.direct import (
     describe,
@@ -115,6 +116,24 @@ class Command(BaseCommand):
 
         progress.step("Comparing every table's row count with the manifest")
         self._verify(source, target, manifest, name)
+        self._reset_cache()
+
+    def _reset_cache(self) -> None:
+        """Cached values may come from rows the restore replaced: the invalidation consumer drops them all."""
+        if not settings.REDIS_URL:
+            return
+        try:
+            request_reset()
+        except Exception as error:  # the restore itself succeeded; say what is left to do
+            self.stderr.write(
+                f"Could not ask for a cache reset ({error.__class__.__name__}); once the app uses the restored "
+                "database, run `manage.py invalidate_cache --reset`."
+            )
+            return
+        self.stdout.write(
+            "Asked the cache invalidation consumer to drop every cached value (run `manage.py invalidate_cache "
+            "--reset` again once the app is pointed at the restored database, if it is not yet)."
+        )
 
     def _chosen_backup(self, storage, alias: str, name: str | None, latest: bool) -> str:
         if bool(name) == bool(latest):
