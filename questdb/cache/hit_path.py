@@ -166,6 +166,18 @@ class CachedReadApp:
         return [body]
 
     def _from_cache(self, environ: dict):
+        request = self._cacheable(environ)
+        if request is None:
+            return None
+        read, match, path, caller, body = request
+        key = read.key(LookupRequest(environ, body), match)
+        served = self._serve(read, lookup_cache.peek(key) if key is not None else None)
+        if served is None or not within_rate(caller):
+            return None  # a miss, or a refusal Django answers in full (the 429 included)
+        return read, caller, path, *served
+
+    def _cacheable(self, environ: dict):
+        """The read, match, path, caller and body of a lookup Django would let reach its view; else None."""
         if not lookup_cache.enabled or environ["REQUEST_METHOD"] not in self.methods:
             return None
         path = get_path_info(environ)
@@ -173,22 +185,18 @@ class CachedReadApp:
         if read is None or is_unsafe(path) or not self._passes_django_checks(environ):
             return None
         caller = caller_from(environ)
-        if caller is None:
-            return None
-        body = self._read_body(environ)
-        if body is None:
-            return None
-        key = read.key(LookupRequest(environ, body), match)
-        record = lookup_cache.peek(key) if key is not None else None
+        body = self._read_body(environ) if caller is not None else None
+        return (read, match, path, caller, body) if body is not None else None
+
+    @staticmethod
+    def _serve(read: CachedRead, record: bytes | None) -> Payload | None:
+        """The body and headers of a cached record, unless the app's rules refuse to serve it as is."""
         if record is None:
             return None
         try:
-            payload, headers = read.serve(record)
+            return read.serve(record)
         except (DomainError, NotServedFromCache):
             return None
-        if not within_rate(caller):
-            return None  # Django answers with the 429
-        return read, caller, path, payload, headers
 
     def _match(self, method: str, path: str):
         for read in self.reads:

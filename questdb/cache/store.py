@@ -34,6 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -87,6 +88,17 @@ def _max_staleness_ms() -> int:
     return int(settings.CACHE_MAX_STALENESS * 1000)
 
 
+@dataclass(frozen=True)
+class _Miss:
+    """What a lookup that found no value knows: the fill's stamp, epoch, read floor and lock."""
+
+    stamp: bytes
+    epoch: bytes
+    floor: int  # the WAL position the filling read must have replayed
+    lock_token: str  # "" when another reader holds the fill lock
+    trusted: bool  # False: the cache is not trusted, so the lookup reads the database and fills nothing
+
+
 class LookupCache:
     def __init__(self) -> None:
         self._client = None
@@ -138,42 +150,50 @@ class LookupCache:
         if client is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
             # Inside a transaction the database may hold uncommitted rows: never cache them.
             return load()
-        token = _lock_token()
         try:
-            reply = self._scripts["lookup"](
-                keys=[key.value, key.stamp, key.lock, heartbeat_key()],
-                args=[LOCK_TTL_MS, token, _max_staleness_ms()],
-            )
-            if reply[0] is not None:
-                EVENTS.labels(key.family, "hit").inc()
-                return reply[0]
-            stamp, locked, epoch, floor = reply[1] or b"", reply[2], reply[3] or b"", int(reply[4] or 0)
-            if locked == UNTRUSTED_REPLY:
-                UNTRUSTED.labels(key.family).inc()
-                with routing.reads_at_least(max(_stamp_lsn(stamp), floor)):  # a writer still reads its write
-                    return load()
-            EVENTS.labels(key.family, "miss").inc()
-            if not locked:
-                token = ""
-                value = self._wait_for_fill(client, key)
-                if value is not None:
-                    return value
-                stamp = client.get(key.stamp) or b""  # the filler gave up; fill with a fresh stamp
+            miss = self._look_up(client, key)
         except Exception as error:  # any Redis failure: answer from the database
             if not _is_redis_error(error):
                 raise
             self.note_failure(error)
             return load()
-        payload = None
-        try:
-            with routing.reads_at_least(max(_stamp_lsn(stamp), floor)):
+        if isinstance(miss, bytes):
+            return miss  # a hit, or another reader's fill
+        with routing.reads_at_least(miss.floor):  # a writer reads its write; a fill never reads stale
+            if not miss.trusted:
+                return load()  # an untrusted cache is never filled
+            payload = None
+            try:
                 payload = load()
-        finally:
-            if payload is not None:
-                self._fill(key, stamp, payload, token, epoch)
-            elif token:
-                self._release(client, key, token)
+            finally:
+                if payload is not None:
+                    self._fill(key, miss.stamp, payload, miss.lock_token, miss.epoch)
+                elif miss.lock_token:
+                    self._release(client, key, miss.lock_token)
         return payload
+
+    def _look_up(self, client, key: Key) -> "bytes | _Miss":
+        """One round trip: the value, or what a fill needs (stamp, epoch, floor, the fill lock if taken)."""
+        token = _lock_token()
+        reply = self._scripts["lookup"](
+            keys=[key.value, key.stamp, key.lock, heartbeat_key()],
+            args=[LOCK_TTL_MS, token, _max_staleness_ms()],
+        )
+        if reply[0] is not None:
+            EVENTS.labels(key.family, "hit").inc()
+            return reply[0]
+        stamp, locked, epoch, floor = reply[1] or b"", reply[2], reply[3] or b"", int(reply[4] or 0)
+        if locked == UNTRUSTED_REPLY:
+            UNTRUSTED.labels(key.family).inc()
+            return _Miss(stamp, epoch, max(_stamp_lsn(stamp), floor), lock_token="", trusted=False)
+        EVENTS.labels(key.family, "miss").inc()
+        if not locked:
+            value = self._wait_for_fill(client, key)
+            if value is not None:
+                return value
+            stamp = client.get(key.stamp) or b""  # the filler gave up; fill with a fresh stamp
+            token = ""
+        return _Miss(stamp, epoch, max(_stamp_lsn(stamp), floor), lock_token=token, trusted=True)
 
     def get_or_fill_many(
         self, keys: Sequence[Key], load_many: Callable[[list[Key]], dict[Key, bytes]]
@@ -193,32 +213,22 @@ class LookupCache:
         if not keys:
             return {}
         client = self.client()
-        if client is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        reply = None
+        if client is not None and not connections[DEFAULT_DB_ALIAS].in_atomic_block:
+            try:
+                reply = self._scripts["lookup_many"](
+                    keys=[heartbeat_key(), *(name for key in keys for name in (key.value, key.stamp))],
+                    args=[_max_staleness_ms()],
+                )
+            except Exception as error:
+                if not _is_redis_error(error):
+                    raise
+                self.note_failure(error)
+        if reply is None:  # no Redis, inside a transaction, or Redis failed: the database alone
             found = load_many(keys)
             return {key: found.get(key) for key in keys}
-        try:
-            reply = self._scripts["lookup_many"](
-                keys=[heartbeat_key(), *(name for key in keys for name in (key.value, key.stamp))],
-                args=[_max_staleness_ms()],
-            )
-        except Exception as error:
-            if not _is_redis_error(error):
-                raise
-            self.note_failure(error)
-            found = load_many(keys)
-            return {key: found.get(key) for key in keys}
-        trusted, epoch, floor, replies = reply[0] == 1, reply[1] or b"", int(reply[2] or 0), reply[3:]
-        records: dict[Key, bytes | None] = {}
-        stamps: dict[Key, bytes] = {}
-        for index, key in enumerate(keys):
-            value, stamp = replies[2 * index], replies[2 * index + 1]
-            records[key] = value
-            if value is None:
-                stamps[key] = stamp or b""
-            if trusted:
-                EVENTS.labels(key.family, "hit" if value is not None else "miss").inc()
-            else:
-                UNTRUSTED.labels(key.family).inc()
+        trusted, epoch, floor = reply[0] == 1, reply[1] or b"", int(reply[2] or 0)
+        records, stamps = self._many_replies(keys, reply[3:], trusted=trusted)
         if stamps:
             with routing.reads_at_least(max(floor, *(_stamp_lsn(stamp) for stamp in stamps.values()))):
                 found = load_many(list(stamps))
@@ -261,6 +271,22 @@ class LookupCache:
         if record is not None:
             EVENTS.labels(key.family, "hit").inc()
         return record
+
+    @staticmethod
+    def _many_replies(keys: list[Key], replies: list, *, trusted: bool) -> tuple[dict, dict]:
+        """The values `lookup_many` found, and the stamps of the keys it missed."""
+        records: dict[Key, bytes | None] = {}
+        stamps: dict[Key, bytes] = {}
+        for index, key in enumerate(keys):
+            value, stamp = replies[2 * index], replies[2 * index + 1]
+            records[key] = value
+            if value is None:
+                stamps[key] = stamp or b""
+            if trusted:
+                EVENTS.labels(key.family, "hit" if value is not None else "miss").inc()
+            else:
+                UNTRUSTED.labels(key.family).inc()
+        return records, stamps
 
     def _wait_for_fill(self, client, key: Key) -> bytes | None:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
