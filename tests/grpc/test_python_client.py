@@ -91,7 +91,7 @@ def test_character_lifecycle_create_get_update_delete_restore(grpc_app, user, wr
     assert (updated.money, updated.stats.level, updated.stats.hp) == (500, 2, 100)  # stats.level merged
     assert [(i.slot, i.item_id, i.quantity) for i in updated.inventory] == [(0, 7, 3)]
     assert updated.etag != created.etag
-    assert Character.objects.get(id=created.id).money == 500
+    assert Character.objects.using("default").get(id=created.id).money == 500
 
     stale = failure(
         grpc_app.characters.UpdateCharacter,
@@ -252,7 +252,7 @@ def test_keys_and_scopes(grpc_app, user, read_md):
     write = cpb.CreateCharacterRequest(user_id=str(user.id), name="Nope")
     denied = failure(grpc_app.characters.CreateCharacter, write, metadata=read_md)
     assert (denied.code(), error_code(denied)) == (grpc.StatusCode.PERMISSION_DENIED, "insufficient_scope")
-    assert not Character.objects.filter(name="Nope").exists()
+    assert not Character.objects.using("default").filter(name="Nope").exists()
 
 
 def test_writes_return_a_consistency_token_and_bad_tokens_are_refused(grpc_app, user, write_md):

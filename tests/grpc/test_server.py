@@ -88,7 +88,7 @@ def test_a_passed_deadline_cancels_the_query_the_call_was_waiting_for(make_user,
             blocker.execute("ROLLBACK")
         # The server is fine afterwards, and the abandoned update did not happen.
         assert server.characters.GetCharacter(cpb.GetCharacterRequest(id=str(character.id)), metadata=metadata)
-    assert Character.objects.get(id=character.id).money == 0
+    assert Character.objects.using("default").get(id=character.id).money == 0
 
 
 def test_an_exhausted_pool_is_unavailable_with_a_retry_hint(make_user, write_key):
