@@ -2,6 +2,7 @@
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test.utils import setup_databases, teardown_databases
 
@@ -97,3 +98,11 @@ def invalidation_consumer(transactional_db, settings):
     yield consumer
     stop.set()
     consumer.thread.join(timeout=10)
+
+
+@pytest.fixture
+def staff(client):
+    """The Django test client, signed in to the admin as a superuser."""
+    admin = get_user_model().objects.create_superuser("staff", "staff@example.com", "a-long-staff-password")
+    client.force_login(admin)
+    return client

@@ -1,7 +1,6 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
@@ -10,13 +9,6 @@ from characters.models import Character
 from sessions_app.models import Session
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff(client):
-    admin = get_user_model().objects.create_superuser("staff", "staff@example.com", "a-long-staff-password")
-    client.force_login(admin)
-    return client
 
 
 @pytest.fixture

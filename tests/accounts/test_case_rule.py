@@ -6,7 +6,6 @@ user must find it under the key an edit deletes.
 """
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.urls import reverse
 
@@ -19,13 +18,6 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 KELVIN = "\u212a"  # KELVIN SIGN: lower() gives ASCII 'k' in Python and PostgreSQL
 DOTTED_I = "\u0130"  # LATIN CAPITAL LETTER I WITH DOT ABOVE
 SPELLINGS = ["alice", "ALICE", "Alice", f"al{DOTTED_I}ce", "al\u0131ce", f"{KELVIN}elvin", "kelvin", "KELVIN"]
-
-
-@pytest.fixture
-def staff(client):
-    admin = get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-staff-password")
-    client.force_login(admin)
-    return client
 
 
 def _admin_edit(staff, user: User, **changes) -> None:

@@ -5,7 +5,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connections, transaction
 from django.urls import reverse
@@ -135,13 +134,6 @@ def test_a_cached_session_is_never_served_after_it_expires(api, owner):
 
 
 MANAGEMENT = [("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"), ("MIN_NUM_FORMS", "0"), ("MAX_NUM_FORMS", "1000")]
-
-
-@pytest.fixture
-def staff(client):
-    admin = get_user_model().objects.create_superuser("staff", "staff@example.com", "a-long-staff-password")
-    client.force_login(admin)
-    return client
 
 
 def test_an_admin_edit_through_the_change_form_invalidates_every_user_key(api, staff, owner, session):

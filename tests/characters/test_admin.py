@@ -18,13 +18,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff(client):
-    admin = get_user_model().objects.create_superuser("staff", "staff@example.com", "a-long-staff-password")
-    client.force_login(admin)
-    return client
-
-
-@pytest.fixture
 def owner(make_user):
     return make_user(username="Owner")
 

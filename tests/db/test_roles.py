@@ -378,3 +378,20 @@ def test_a_table_created_by_another_role_is_handed_to_the_owner(roles):
     assert planned[0] == f'ALTER TABLE "public"."legacy" OWNER TO "{roles.names["owner"]}";'
     assert f'GRANT SELECT ON TABLE "public"."legacy" TO "{roles.names["readonly"]}";' in planned
     assert _statements(_ok(roles.manage("db_roles"))) == []
+
+
+@pytest.mark.parametrize("scenario", ["sign-up-and-sign-in", "admin"])
+def test_better_auths_flows_work_as_the_identity_role(roles, scenario):
+    """The real better-auth, with the README's config, logged in as the identity role; questdb as the runtime role."""
+    from tests.identity.test_better_auth import assert_questdb_agrees, run_harness
+
+    runtime = roles.url("runtime")
+    created = roles.manage("create_api_key", f"identity-{scenario}", "--scope", "read", database_url=runtime)
+    key = _ok(created).strip().splitlines()[-1]
+    with gunicorn(**roles.env(runtime, REDIS_URL="", DB_READ_HOST="")) as base:
+        steps = run_harness(scenario, questdb_url=base, api_key=key, database_url=roles.url("identity"))
+    for name, step in steps.items():
+        if name != "sign-in-while-banned":
+            assert step["error"] is None, step
+        assert_questdb_agrees(step)
+    assert steps, "the harness ran no step"
