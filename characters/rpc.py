@@ -9,7 +9,7 @@ from characters.api.serializers import CharacterSerializer
 from questdb.cache.hit_path import NotServedFromCache
 from questdb.cache.records import Payload
 from questdb.errors import InvalidInput
-from questdb.grpc.messages import from_payload, plain, timestamp
+from questdb.grpc.messages import by_content, from_payload, plain, timestamp
 from questdb.grpc.registry import RpcService
 from questdb.v1 import characters_pb2 as pb
 from questdb.v1 import characters_pb2_grpc
@@ -51,8 +51,12 @@ def character_message(payload: dict, etag: str = "") -> pb.Character:
         return from_payload(payload, pb.Character())
 
 
-def _from_cached(payload: Payload) -> pb.Character:
-    return character_message(json.loads(payload.body), payload.headers.get("ETag", ""))
+_serialized_character = by_content(lambda body, etag: character_message(json.loads(body), etag))
+
+
+def _fill_from_cached(character: pb.Character, payload: Payload) -> None:
+    """`character` set to the cached payload's (parsing a serialized message is C; building one is Python)."""
+    character.ParseFromString(_serialized_character(payload.body, payload.headers.get("ETag", "")))
 
 
 def _from_model(character) -> pb.Character:
@@ -98,14 +102,16 @@ def changes_from_mask(character: pb.Character, paths) -> dict:
 
 class CharacterServicer(characters_pb2_grpc.CharacterDbServiceServicer):
     def GetCharacter(self, request, context):
-        return pb.GetCharacterResponse(character=_from_cached(lookups.character_payload(character_id=request.id)))
+        response = pb.GetCharacterResponse()
+        _fill_from_cached(response.character, lookups.character_payload(character_id=request.id))
+        return response
 
     def GetCharacters(self, request, context):
         ids = list(dict.fromkeys(request.ids))
         response = pb.GetCharactersResponse()
         for result in lookups.character_payloads(character_ids=ids):
             if result.found:
-                response.characters.append(_from_cached(Payload(result.body, result.headers)))
+                _fill_from_cached(response.characters.add(), Payload(result.body, result.headers))
             else:
                 response.not_found_ids.append(result.id)
         return response

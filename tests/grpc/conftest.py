@@ -82,6 +82,17 @@ def grpc_server(*, wait_serving: bool = True, **env: str):
         log.close()
 
 
+def worker_pids(server: Server) -> set[int]:
+    """The supervisor's worker processes (their parent is the server process)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == server.process.pid:
+                    pids.add(int(entry.name))
+    return pids
+
+
 def log_text(server: Server) -> str:
     server.log.flush()
     server.log.seek(0)
