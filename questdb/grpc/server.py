@@ -94,8 +94,11 @@ def serve_worker(address: str, stop: threading.Event, ready) -> int:
     gc.freeze()  # the loaded app: full collections need not scan it again (as gunicorn.conf.py does)
     ready()
     logger.info("questdb gRPC worker %d serving on %s (%d threads)", os.getpid(), address, settings.GRPC_MAX_WORKERS)
+    parent = os.getppid()
     while not stop.wait(0.5):
-        pass
+        if os.getppid() != parent:  # the supervisor is gone: nobody would stop or replace this worker
+            logger.error("questdb gRPC worker %d: the supervisor is gone", os.getpid())
+            break
     logger.info("questdb gRPC worker %d stopping: in-flight RPCs get %.0fs", os.getpid(), settings.GRPC_SHUTDOWN_GRACE)
     server.stop(settings.GRPC_SHUTDOWN_GRACE)
     logger.info("questdb gRPC worker %d stopped", os.getpid())

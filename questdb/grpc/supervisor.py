@@ -13,7 +13,8 @@ many callers, or a balancer holding several connections, spread over all of them
   shared, and `GRPC_PORT=0` picks the one free port every worker then binds.
 - **SIGTERM or SIGINT** to the parent is passed to every worker; each reports NOT_SERVING, takes no new
   RPCs and lets in-flight ones finish for up to GRPC_SHUTDOWN_GRACE seconds. The parent exits 0 once
-  all have exited cleanly (1 if one did not), and kills a worker still running 5 s after the grace.
+  all have exited cleanly (1 if one did not), and kills a worker still running 5 s after the grace. A
+  worker whose parent is gone (killed without the chance to pass SIGTERM on) stops the same way.
 - **A worker that dies** on its own after it started serving is replaced by a new one, as gunicorn
   replaces its workers (logged as an error). A worker that dies before it started serving (it could not
   bind, a setting is broken) is not retried in a loop: the parent stops the others and exits 1, for the
@@ -101,7 +102,7 @@ class Supervisor:
         self.metrics_server: WSGIServer | None = None
         self.metrics_dir, self.own_metrics_dir = "", False
         self.failed = False  # a worker could not start: stop all, exit 1
-        self.unclean = False  # a worker exited with a non-zero status
+        self.unclean = False  # a worker did not stop cleanly when told to
 
     # -- the parent ------------------------------------------------------------------
     def run(self) -> int:
@@ -116,12 +117,16 @@ class Supervisor:
         self.address = f"{settings.GRPC_LISTEN_ADDR}:{port}"
         self.own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         self.metrics_dir = multiprocess_metrics_dir()
+        if settings.GRPC_METRICS_PORT:
+            try:
+                self.metrics_server = self._metrics_server()  # before the workers: a busy port fails alone
+            except OSError as error:
+                logger.error("cannot serve metrics on port %s: %s", settings.GRPC_METRICS_PORT, error)
+                return 1
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self.stopping.set())
         for _ in range(self.processes):
             self.spawn()
-        if settings.GRPC_METRICS_PORT:
-            self.metrics_server = self._metrics_server()
         logger.info(
             "questdb gRPC listening on %s (%d processes x %d threads)",
             self.address,
@@ -202,7 +207,7 @@ class Supervisor:
             if worker is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
-            if code != 0:
+            if code != 0 and self.stopping.is_set():
                 self.unclean = True
             self._forget_metrics(pid)
             return worker, code, worker.served()

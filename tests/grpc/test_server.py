@@ -223,3 +223,20 @@ def test_a_port_in_use_fails_the_start_instead_of_being_shared():
         port = holder.getsockname()[1]
         with pytest.raises(RuntimeError, match=r"cannot listen on 127\.0\.0\.1"), grpc_server(GRPC_PORT=str(port)):
             pass
+
+
+def test_workers_stop_when_the_supervisor_is_killed():
+    with grpc_server(GRPC_PROCESSES="2") as server:
+        assert wait_until(lambda: len(worker_pids(server)) == 2, timeout=10)
+        workers = worker_pids(server)
+        server.process.kill()
+        server.process.wait(5)
+        # Orphans would keep the port; they notice their parent is gone and shut down.
+        assert wait_until(lambda: not any(_running(pid) for pid in workers), timeout=15)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
