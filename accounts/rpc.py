@@ -2,13 +2,15 @@
 
 from accounts.api import lookups
 from questdb.cache.records import Payload
-from questdb.grpc.messages import from_body
+from questdb.grpc.messages import by_content, from_body
 from questdb.grpc.registry import RpcService
 from questdb.v1 import users_pb2, users_pb2_grpc
 
+_serialized_user = by_content(lambda body, _etag: from_body(body, users_pb2.User()))
+
 
 def _user(payload: Payload) -> users_pb2.User:
-    return from_body(payload.body, users_pb2.User())
+    return users_pb2.User.FromString(_serialized_user(payload.body))
 
 
 class UserServicer(users_pb2_grpc.UserServiceServicer):

@@ -1,9 +1,11 @@
 """A closed-loop gRPC load generator in separate processes (no ghz here): `python -m bench.grpc_load`.
 
-Each of `--processes` processes opens its own channel and keeps `--concurrency` calls in flight (one thread
-each) for `--duration` seconds, drawing keys from a sample file; the parent adds up calls, errors and
-latencies. The processes stay up between runs (`LoadPool`), so a run's figures exclude their start-up: every
-process gets the run, says it is ready, and all start at the same instant and stop `duration` later.
+Each of `--processes` processes keeps `--concurrency` calls in flight (one thread each, each thread with its
+own channel and so its own connection, as each of wrk's connections is one: a server's worker processes share
+the port and the kernel spreads connections, not calls, over them) for `--duration` seconds, drawing keys
+from a sample file; the parent adds up calls, errors and latencies. The processes stay up between runs
+(`LoadPool`), so a run's figures exclude their start-up: every process gets the run, says it is ready, and
+all start at the same instant and stop `duration` later.
 Scenarios (named as the REST scenarios of bench.scenarios they match): `user_id` (GetUser), `character_id`
 (GetCharacter), `session_lookup` (GetSessionByToken), `character_batch` (GetCharacters with `--batch` ids),
 `session_refresh` (RefreshSession, a write), `character_patch` (UpdateCharacter of `money`, a write).
@@ -76,14 +78,14 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
-def _drive(call, keys: list[str], metadata, *, start: float, duration: float, concurrency: int):
-    """`concurrency` threads calling in a closed loop from `start` (wall clock) for `duration` seconds."""
+def _drive(calls: list, keys: list[str], metadata, *, start: float, duration: float):
+    """One thread per call function, calling in a closed loop from `start` (wall clock) for `duration` seconds."""
     import grpc
 
     deadline = start + duration
     latencies, errors, lock = [], Counter(), threading.Lock()
 
-    def loop() -> None:
+    def loop(call) -> None:
         mine, failed = [], Counter()
         time.sleep(max(0.0, start - time.time()))
         while time.time() < deadline:
@@ -97,7 +99,7 @@ def _drive(call, keys: list[str], metadata, *, start: float, duration: float, co
             latencies.extend(mine)
             errors.update(failed)
 
-    threads = [threading.Thread(target=loop) for _ in range(concurrency)]
+    threads = [threading.Thread(target=loop, args=(call,)) for call in calls]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -109,20 +111,22 @@ def _serve_runs(address: str, api_key: str, concurrency: int, jobs, ready, resul
     """One load process: takes runs from `jobs` until None, answering each in `results`."""
     import grpc
 
-    channel = grpc.insecure_channel(address)
-    grpc.channel_ready_future(channel).result(timeout=30)
+    # A local subchannel pool: each channel its own connection (channels to one address share one otherwise).
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.insecure_channel(address, options=options) for _ in range(concurrency)]
+    for channel in channels:
+        grpc.channel_ready_future(channel).result(timeout=30)
     metadata = (("authorization", f"Api-Key {api_key}"),)
     ready.put("up")
     while (job := jobs.get()) is not None:
-        call = _call_for(job["scenario"], channel, job["batch"])
+        calls = [_call_for(job["scenario"], channel, job["batch"]) for channel in channels]
         ready.put("ready")
         start = jobs.get()  # the common start, on the wall clock every process shares
         cpu = _cpu_seconds()
-        latencies, errors = _drive(
-            call, job["keys"], metadata, start=start, duration=job["duration"], concurrency=concurrency
-        )
+        latencies, errors = _drive(calls, job["keys"], metadata, start=start, duration=job["duration"])
         results.put({"latencies": latencies, "errors": dict(errors), "cpu_seconds": _cpu_seconds() - cpu})
-    channel.close()
+    for channel in channels:
+        channel.close()
 
 
 class LoadPool:

@@ -314,11 +314,12 @@ def markdown(data: dict) -> str:
         + ".",
         *(
             [
-                f"- gRPC: `manage.py grpcserver` (one process, GRPC_MAX_WORKERS={s['grpc']['max_workers']}: "
-                "gunicorn's workers x threads) beside gunicorn, on the same database, Redis and cache; load from "
+                f"- gRPC: `manage.py grpcserver` (GRPC_PROCESSES={s['grpc'].get('processes', 1)} x "
+                f"GRPC_MAX_WORKERS={s['grpc']['max_workers']}: gunicorn's workers x threads) beside gunicorn, on the "
+                "same database, Redis and cache; load from "
                 f"bench.grpc_load, {s['grpc']['load_processes']} processes x "
                 f"{s['grpc']['calls_in_flight_per_process']} blocking calls "
-                "in flight (as many as wrk's connections), grpcio's Python client."
+                "in flight, each on its own connection (as many as wrk's connections), grpcio's Python client."
             ]
             if s.get("grpc")
             else []

@@ -200,13 +200,14 @@ class Bench:
             DJANGO_SETTINGS_MODULE=SETTINGS.get(app or "questdb", ""),
         )
         if app == "grpc":
-            # One process with as many RPC threads as gunicorn has request threads over all its workers.
+            # As many worker processes and threads per process as gunicorn has.
             conf = self.gunicorn_conf()
             env.update(
                 DJANGO_SETTINGS_MODULE=SETTINGS["questdb"],
                 GRPC_LISTEN_ADDR="127.0.0.1",
                 GRPC_PORT=str(port),
-                GRPC_MAX_WORKERS=str(conf["workers"] * conf["threads"]),
+                GRPC_PROCESSES=str(conf["workers"]),
+                GRPC_MAX_WORKERS=str(conf["threads"]),
                 GRPC_METRICS_PORT="0",
                 GRPC_HEALTH_CHECK_INTERVAL="3600",  # checked once at start: its query stays out of the counts
                 PROMETHEUS_MULTIPROC_DIR=str(self.work / "metrics" / app),
@@ -650,7 +651,8 @@ class Bench:
         return {
             "gunicorn": self.gunicorn_conf(),
             "grpc": {
-                "command": "manage.py grpcserver (one process)",
+                "command": "manage.py grpcserver",
+                "processes": int(grpc_env["GRPC_PROCESSES"]),
                 "max_workers": int(grpc_env["GRPC_MAX_WORKERS"]),
                 "load_processes": processes,
                 "calls_in_flight_per_process": max(1, self.args.connections // processes),

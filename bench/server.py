@@ -172,7 +172,8 @@ def clean_environment() -> dict:
 
 
 class GrpcServer:
-    """`manage.py grpcserver` (through bench.grpc_server, which adds the statement counter) on 127.0.0.1:GRPC_PORT."""
+    """`manage.py grpcserver` (through bench.grpc_server, which adds the statement counter) on 127.0.0.1:GRPC_PORT:
+    its supervisor and GRPC_PROCESSES worker processes."""
 
     def __init__(self, env: dict, log_path: Path) -> None:
         self.name, self.env, self.log_path = "grpc", env, log_path
@@ -212,7 +213,10 @@ class GrpcServer:
         raise RuntimeError(f"grpc was not SERVING on {self.address} within {timeout:.0f}s; see {self.log_path}")
 
     def pids(self) -> list[int]:
-        return [self.process.pid] if self.process is not None else []
+        """The supervisor and its worker processes."""
+        return [self.process.pid, *self.worker_pids()] if self.process is not None else []
+
+    worker_pids = Server.worker_pids
 
     def stop(self) -> None:
         stop_process(self.process)

@@ -7,9 +7,8 @@ from characters import selectors, services
 from characters.api import lookups
 from characters.api.serializers import CharacterSerializer
 from questdb.cache.hit_path import NotServedFromCache
-from questdb.cache.records import Payload
 from questdb.errors import InvalidInput
-from questdb.grpc.messages import from_payload, plain, timestamp
+from questdb.grpc.messages import by_content, from_payload, plain, timestamp
 from questdb.grpc.registry import RpcService
 from questdb.v1 import characters_pb2 as pb
 from questdb.v1 import characters_pb2_grpc
@@ -51,8 +50,18 @@ def character_message(payload: dict, etag: str = "") -> pb.Character:
         return from_payload(payload, pb.Character())
 
 
-def _from_cached(payload: Payload) -> pb.Character:
-    return character_message(json.loads(payload.body), payload.headers.get("ETag", ""))
+# A cached character as an encoded one-character GetCharactersResponse: `characters` and every response's
+# `character` are field 1, so the same bytes parse as a GetCharacterResponse, and the encodings of several
+# concatenate to one GetCharactersResponse with all of them (protobuf merges concatenated messages).
+_encoded_character = by_content(
+    lambda body, etag: pb.GetCharactersResponse(characters=[character_message(json.loads(body), etag)])
+)
+assert pb.GetCharacterResponse.DESCRIPTOR.fields_by_name["character"].number == 1
+assert pb.GetCharactersResponse.DESCRIPTOR.fields_by_name["characters"].number == 1
+
+
+def _encoded(body: bytes, headers: dict) -> bytes:
+    return _encoded_character(body, headers.get("ETag", ""))
 
 
 def _from_model(character) -> pb.Character:
@@ -98,16 +107,17 @@ def changes_from_mask(character: pb.Character, paths) -> dict:
 
 class CharacterServicer(characters_pb2_grpc.CharacterDbServiceServicer):
     def GetCharacter(self, request, context):
-        return pb.GetCharacterResponse(character=_from_cached(lookups.character_payload(character_id=request.id)))
+        payload = lookups.character_payload(character_id=request.id)
+        return pb.GetCharacterResponse.FromString(_encoded(payload.body, payload.headers))
 
     def GetCharacters(self, request, context):
         ids = list(dict.fromkeys(request.ids))
-        response = pb.GetCharactersResponse()
-        for result in lookups.character_payloads(character_ids=ids):
-            if result.found:
-                response.characters.append(_from_cached(Payload(result.body, result.headers)))
-            else:
-                response.not_found_ids.append(result.id)
+        results = lookups.character_payloads(character_ids=ids)
+        # Parsing the joined encodings once is C; building 50 messages field by field was most of the call.
+        response = pb.GetCharactersResponse.FromString(
+            b"".join(_encoded(result.body, result.headers) for result in results if result.found)
+        )
+        response.not_found_ids.extend(result.id for result in results if not result.found)
         return response
 
     def GetCharacterList(self, request, context):

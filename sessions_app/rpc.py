@@ -1,16 +1,18 @@
 """SessionService: the same cached lookups and refresh as /api/v1/sessions/..."""
 
 from questdb.cache.records import Payload
-from questdb.grpc.messages import from_body, from_payload
+from questdb.grpc.messages import by_content, from_body, from_payload
 from questdb.grpc.registry import RpcService
 from questdb.v1 import sessions_pb2, sessions_pb2_grpc
 from sessions_app import services
 from sessions_app.api import lookups
 from sessions_app.api.serializers import SessionSerializer
 
+_serialized_session = by_content(lambda body, _etag: from_body(body, sessions_pb2.Session()))
+
 
 def _session(payload: Payload) -> sessions_pb2.Session:
-    return from_body(payload.body, sessions_pb2.Session())
+    return sessions_pb2.Session.FromString(_serialized_session(payload.body))
 
 
 class SessionServicer(sessions_pb2_grpc.SessionServiceServicer):

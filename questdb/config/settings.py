@@ -5,6 +5,7 @@ local-memory cache). `QUESTDB_ENV=production` turns on the production checks.
 The README lists every variable with its default.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -219,7 +220,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=256 * 1024)
 # --- gRPC (`manage.py grpcserver`) ---------------------------------------------
 GRPC_LISTEN_ADDR = env.str("GRPC_LISTEN_ADDR", default="0.0.0.0")
 GRPC_PORT = env.int("GRPC_PORT", default=50052)
-# Threads serving RPCs; each holds at most one database connection per alias (see the connection budget).
+# Worker processes of `manage.py grpcserver`, all on GRPC_PORT (SO_REUSEPORT); like WEB_CONCURRENCY.
+GRPC_PROCESSES = env.int("GRPC_PROCESSES", default=os.cpu_count() or 1)
+# Threads serving RPCs in each worker process; each holds at most one database connection per alias
+# (see the connection budget).
 GRPC_MAX_WORKERS = env.int("GRPC_MAX_WORKERS", default=8)
 # Seconds in-flight RPCs get to finish after SIGTERM.
 GRPC_SHUTDOWN_GRACE = env.float("GRPC_SHUTDOWN_GRACE", default=10.0)

@@ -4,8 +4,9 @@ In order: a request id (the caller's `x-request-id` when sane), the consistency 
 (`x-consistency-token`, as the REST header), the API key and its scope, the deadline, the throttle;
 then the servicer inside the same read-routing scope as a REST request (`questdb.db.router.request_scope`),
 with Django's database connections handed back to their pools before and after, and a read that a
-dead replica broke run once more on the primary. Success sends `x-request-id` and, after a write,
-`x-consistency-token` in the initial metadata; a failure aborts with the status `errors` maps it to.
+dead replica broke run once more on the primary. Every answer has `x-request-id` in its trailing
+metadata (sent with the answer and status, at no extra cost), and after a write `x-consistency-token` in
+its initial metadata; a failure aborts with the status `errors` maps it to.
 When the caller's deadline passes or it cancels, the database query the RPC waits for is
 cancelled. Each RPC ends with the same log line and metrics as an HTTP request. Tokens and bodies are never logged.
 """
@@ -77,12 +78,15 @@ def _run(path: str, writes: bool, behavior, request, context: grpc.ServicerConte
         auth.throttle(caller)
         with routing.request_scope(min_lsn=min_lsn) as state:
             response = _call(behavior, request, context)
-            initial = [(REQUEST_ID_KEY, request_id)]
+            token = None
             if state.wrote:
                 lsn = state.commit_lsn if state.commit_lsn is not None else routing.primary_lsn()
-                if lsn is not None:
-                    initial.append((CONSISTENCY_KEY, routing.format_lsn(lsn)))
-        context.send_initial_metadata(initial)
+                token = routing.format_lsn(lsn) if lsn is not None else None
+        if token is not None:
+            # Only after a write: sending initial metadata of its own costs the worker a round of its own.
+            context.send_initial_metadata(((CONSISTENCY_KEY, token),))
+        # Sent with the answer and its status, in the same batch.
+        context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
         return response
     except Exception as error:
         failure = errors.from_exception(error)

@@ -1,6 +1,8 @@
 """REST payloads to protobuf messages: the cached JSON bodies become messages field for field."""
 
+import functools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from google.protobuf import json_format
@@ -13,6 +15,25 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def from_body(body: bytes, message: Message) -> Message:
     """Fill `message` from a JSON body as the REST API serves it (null means unset)."""
     return from_payload(json.loads(body), message)
+
+
+# Messages remembered per worker process and message type (about 1 KB each, body and message).
+MESSAGE_CACHE_ENTRIES = 4096
+
+
+def by_content(build: Callable[[bytes, str], Message]) -> Callable[[bytes, str], bytes]:
+    """`build(body, etag)` serialized, remembered by the body's and ETag's own bytes.
+
+    The cached JSON body stays the one source of truth: every RPC still reads it from the lookup cache
+    (or the database), and only turning the same bytes into the same message again is saved. A changed
+    row is a different body, so a different key: nothing here can be stale, and the lookup cache's
+    invalidation is all there is to invalidate. Least recently used entries go first."""
+
+    @functools.lru_cache(maxsize=MESSAGE_CACHE_ENTRIES)
+    def serialized(body: bytes, etag: str = "") -> bytes:
+        return build(body, etag).SerializeToString()
+
+    return serialized
 
 
 def from_payload(payload: dict, message: Message) -> Message:

@@ -1,13 +1,15 @@
-"""The gRPC server: a thread pool (Django's ORM is synchronous), questdb's services, health, reflection.
+"""One gRPC worker process: a thread pool (Django's ORM is synchronous), questdb's services, health, reflection.
 
-Health (grpc.health.v1) reports SERVING, for the whole server and for each service, only while the
-readiness check that /readyz runs finds the primary reachable; it is re-checked every
+`manage.py grpcserver` runs GRPC_PROCESSES of these (questdb/grpc/supervisor.py), each bound to the same
+address with SO_REUSEPORT. Health (grpc.health.v1) reports SERVING, for the whole server and for each service,
+only while the readiness check that /readyz runs finds the primary reachable; it is re-checked every
 GRPC_HEALTH_CHECK_INTERVAL seconds. On SIGTERM or SIGINT the server reports NOT_SERVING, stops taking
 new RPCs and lets in-flight ones finish for up to GRPC_SHUTDOWN_GRACE seconds.
 """
 
+import gc
 import logging
-import signal
+import os
 import threading
 from concurrent import futures
 
@@ -28,13 +30,14 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 class Server:
-    def __init__(self, *, address: str, max_workers: int) -> None:
+    def __init__(self, *, address: str, max_workers: int, reuse_port: bool = False) -> None:
         self.services = services()
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
             interceptors=[QuestdbInterceptor(self.services)],
             options=[
-                ("grpc.so_reuseport", 0),  # a second server on the same port fails instead of sharing it
+                # The supervisor's workers share the port; otherwise a second server on it fails instead.
+                ("grpc.so_reuseport", int(reuse_port)),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ],
@@ -76,25 +79,27 @@ class Server:
 
 
 def serve() -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
-    address = f"{settings.GRPC_LISTEN_ADDR}:{settings.GRPC_PORT}"
-    if settings.GRPC_METRICS_PORT:
-        from prometheus_client import start_http_server
+    """`manage.py grpcserver`: GRPC_PROCESSES supervised workers (see questdb/grpc/supervisor.py)."""
+    from questdb.grpc.supervisor import Supervisor
 
-        start_http_server(settings.GRPC_METRICS_PORT, addr=settings.GRPC_LISTEN_ADDR)
-    server = Server(address=address, max_workers=settings.GRPC_MAX_WORKERS)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    raise SystemExit(Supervisor().run())
+
+
+def serve_worker(address: str, stop: threading.Event, ready) -> int:
+    """Serve in this (freshly forked) process until `stop` is set, then shut down gracefully.
+
+    `ready()` is called once the server listens. Returns the exit status."""
+    server = Server(address=address, max_workers=settings.GRPC_MAX_WORKERS, reuse_port=True)
     server.start()
-    logger.info(
-        "questdb gRPC listening on %s:%d (%d workers)",
-        settings.GRPC_LISTEN_ADDR,
-        server.port,
-        settings.GRPC_MAX_WORKERS,
-    )
+    gc.freeze()  # the loaded app: full collections need not scan it again (as gunicorn.conf.py does)
+    ready()
+    logger.info("questdb gRPC worker %d serving on %s (%d threads)", os.getpid(), address, settings.GRPC_MAX_WORKERS)
+    parent = os.getppid()
     while not stop.wait(0.5):
-        pass
-    logger.info("questdb gRPC stopping: in-flight RPCs get %.0fs", settings.GRPC_SHUTDOWN_GRACE)
+        if os.getppid() != parent:  # the supervisor is gone: nobody would stop or replace this worker
+            logger.error("questdb gRPC worker %d: the supervisor is gone", os.getpid())
+            break
+    logger.info("questdb gRPC worker %d stopping: in-flight RPCs get %.0fs", os.getpid(), settings.GRPC_SHUTDOWN_GRACE)
     server.stop(settings.GRPC_SHUTDOWN_GRACE)
-    logger.info("questdb gRPC stopped")
+    logger.info("questdb gRPC worker %d stopped", os.getpid())
+    return 0

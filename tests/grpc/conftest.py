@@ -47,6 +47,7 @@ def grpc_server(*, wait_serving: bool = True, **env: str):
         "GRPC_PORT": str(port),
         "GRPC_METRICS_PORT": str(metrics_port),
         "GRPC_MAX_WORKERS": "8",
+        "GRPC_PROCESSES": "1",  # as the gunicorn fixture runs one worker; tests of several processes say so
         "GRPC_HEALTH_CHECK_INTERVAL": "0.3",
         "GRPC_SHUTDOWN_GRACE": "5",
         "LOG_LEVEL": "INFO",
@@ -80,6 +81,17 @@ def grpc_server(*, wait_serving: bool = True, **env: str):
             except subprocess.TimeoutExpired:
                 process.kill()
         log.close()
+
+
+def worker_pids(server: Server) -> set[int]:
+    """The supervisor's worker processes (their parent is the server process)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == server.process.pid:
+                    pids.add(int(entry.name))
+    return pids
 
 
 def log_text(server: Server) -> str:

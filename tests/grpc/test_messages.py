@@ -1,7 +1,10 @@
-"""The character mapper: field by field as json_format would build it, and json_format for odd JSON."""
+"""The character mapper: field by field as json_format would build it, and json_format for odd JSON; the
+messages remembered by content."""
+
+import json
 
 from characters.rpc import character_message
-from questdb.grpc.messages import from_payload
+from questdb.grpc.messages import by_content, from_payload
 from questdb.v1 import characters_pb2 as pb
 
 PAYLOAD = {
@@ -45,3 +48,21 @@ def test_the_mapper_builds_what_json_format_builds():
 def test_a_key_written_outside_questdb_is_skipped_not_an_error():
     odd = dict(PAYLOAD, stats={**PAYLOAD["stats"], "luck": 7})
     assert character_message(odd).stats.level == 2
+
+
+def test_messages_are_remembered_by_the_bytes_they_come_from():
+    built = []
+
+    def build(body: bytes, etag: str) -> pb.Character:
+        built.append(body)
+        return character_message(json.loads(body), etag)
+
+    serialized = by_content(build)
+    body = json.dumps(PAYLOAD).encode()
+    first = serialized(body, '"1.5"')
+    assert serialized(bytes(body), '"1.5"') == first  # the same bytes (another object): built once
+    assert pb.Character.FromString(first) == character_message(PAYLOAD, '"1.5"')
+    changed = json.dumps(dict(PAYLOAD, money=13)).encode()
+    assert pb.Character.FromString(serialized(changed, '"1.6"')).money == 13  # a changed row is a new entry
+    assert pb.Character.FromString(serialized(body, '"1.6"')).etag == '"1.6"'
+    assert len(built) == 3

@@ -84,6 +84,7 @@ def test_every_method_and_error_code_from_node(grpc_app, make_user, write_key, r
     created = ok[3]["response"]["character"]
     assert (created["name"], created["money"], created["stats"]["hp"]) == ("NodeHero", 7, 100)
     assert ok[3]["initial"]["x-consistency-token"]
+    assert all(a["trailing"]["x-request-id"] for a in ok)  # every answer's, with its status
     assert ok[4]["response"]["character"]["etag"]
     assert [ch["name"] for ch in ok[5]["response"]["characters"]] == ["Kept"]
     assert ok[5]["response"]["not_found_ids"] == [UNKNOWN]

@@ -261,7 +261,7 @@ def test_writes_return_a_consistency_token_and_bad_tokens_are_refused(grpc_app, 
     )
     initial = dict(call.initial_metadata())
     assert initial["x-consistency-token"].count("/") == 1
-    assert initial["x-request-id"]
+    assert dict(call.trailing_metadata())["x-request-id"]
     _, read = grpc_app.users.GetUser.with_call(upb.GetUserRequest(id=str(user.id)), metadata=write_md)
     assert "x-consistency-token" not in dict(read.initial_metadata())  # reads carry none
     bad = failure(
@@ -279,7 +279,8 @@ def test_request_ids_are_kept_and_logged_without_tokens(grpc_app, live_session, 
     _, call = grpc_app.sessions.GetSessionByToken.with_call(
         request, metadata=(*write_md, ("x-request-id", "trace-abc.1"))
     )
-    assert dict(call.initial_metadata())["x-request-id"] == "trace-abc.1"
+    assert dict(call.trailing_metadata())["x-request-id"] == "trace-abc.1"
+    assert "x-request-id" not in dict(call.initial_metadata())  # with the answer, not in a message of its own
     lines = [json.loads(line) for line in log_text(grpc_app).splitlines() if '"trace-abc.1"' in line]
     assert lines
     assert lines[-1]["status"] == "OK"

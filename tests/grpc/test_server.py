@@ -1,22 +1,26 @@
-"""The server process itself: health, reflection, throttling, a busy pool, deadlines, replicas, SIGTERM."""
+"""The server process itself: health, reflection, throttling, a busy pool, deadlines, replicas, SIGTERM, workers."""
 
+import os
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from characters.models import Character
 from questdb.db import replicas
 from questdb.v1 import characters_pb2 as cpb
 from questdb.v1 import users_pb2 as upb
+from questdb.v1 import users_pb2_grpc
 from tests.db.helpers import connect, wait_for_replay, wait_until
-from tests.grpc.conftest import grpc_server
+from tests.grpc.conftest import grpc_server, log_text, worker_pids
 from tests.grpc.helpers import error_code, failure
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -155,7 +159,9 @@ def test_sigterm_lets_an_in_flight_call_finish_then_exits(make_user, write_key):
     user = make_user()
     character = Character.objects.create(user=user, name="Graceful")
     metadata = (("authorization", f"Api-Key {write_key}"),)
-    with grpc_server(REDIS_URL="", DB_READ_HOST="") as server, connect() as blocker:
+    with grpc_server(REDIS_URL="", DB_READ_HOST="", GRPC_PROCESSES="3") as server, connect() as blocker:
+        assert wait_until(lambda: len(worker_pids(server)) == 3, timeout=10)
+        workers = worker_pids(server)
         blocker.execute("BEGIN")
         blocker.execute("LOCK TABLE characters IN ACCESS EXCLUSIVE MODE")
         result = {}
@@ -166,10 +172,71 @@ def test_sigterm_lets_an_in_flight_call_finish_then_exits(make_user, write_key):
 
         caller = threading.Thread(target=call)
         caller.start()
-        time.sleep(0.5)  # the call is waiting for the lock inside the server
+        time.sleep(0.5)  # the call is waiting for the lock inside one worker
         server.process.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         blocker.execute("ROLLBACK")
         caller.join(10)
         assert server.process.wait(10) == 0
+        text = log_text(server)
     assert result["response"].character.HasField("deleted_at")
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)  # every worker has exited
+    assert text.count("stopping: in-flight RPCs get 5s") == 3
+    assert "questdb gRPC stopped" in text
+
+
+def _serving_on_fresh_connections(server, count: int) -> bool:
+    """Health and reflection on `count` new connections, which the kernel spreads over the workers."""
+    for _ in range(count):
+        with grpc.insecure_channel(server.address, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            if health.status != health_pb2.HealthCheckResponse.SERVING:
+                return False
+            request = reflection_pb2.ServerReflectionRequest(list_services="")
+            answer = next(reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(iter([request])))
+            if "questdb.v1.UserService" not in {s.name for s in answer.list_services_response.service}:
+                return False
+    return True
+
+
+def test_a_worker_that_dies_is_replaced(make_user, read_key):
+    user = make_user()
+    metadata = (("authorization", f"Api-Key {read_key}"),)
+    with grpc_server(GRPC_PROCESSES="2") as server:
+        assert wait_until(lambda: len(worker_pids(server)) == 2, timeout=10)
+        first, survivor = sorted(worker_pids(server))
+        os.kill(first, signal.SIGKILL)
+        assert wait_until(lambda: len(worker_pids(server) - {first, survivor}) == 1, timeout=15)
+        assert wait_until(lambda: _serving_on_fresh_connections(server, 8), timeout=15)
+        with grpc.insecure_channel(server.address, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+            stub = users_pb2_grpc.UserServiceStub(channel)
+            answer = stub.GetUser(upb.GetUserRequest(id=str(user.id)), metadata=metadata, timeout=5)
+        assert answer.user.id == str(user.id)
+        assert server.process.poll() is None
+        assert f"gRPC worker {first} exited (-9)" in log_text(server)
+
+
+def test_a_port_in_use_fails_the_start_instead_of_being_shared():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(RuntimeError, match=r"cannot listen on 127\.0\.0\.1"), grpc_server(GRPC_PORT=str(port)):
+            pass
+
+
+def test_workers_stop_when_the_supervisor_is_killed():
+    with grpc_server(GRPC_PROCESSES="2") as server:
+        assert wait_until(lambda: len(worker_pids(server)) == 2, timeout=10)
+        workers = worker_pids(server)
+        server.process.kill()
+        server.process.wait(5)
+        # Orphans would keep the port; they notice their parent is gone and shut down.
+        assert wait_until(lambda: not any(_running(pid) for pid in workers), timeout=15)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
