@@ -13,12 +13,8 @@ import re
 import time
 import uuid
 
-from django.conf import settings
 from django.db import connections
-from django.http import HttpResponseForbidden
-from django_prometheus.exports import ExportToDjangoView
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client import Gauge, Histogram
 
 request_logger = logging.getLogger("questdb.request")
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -132,68 +128,3 @@ def refresh_pool_gauges() -> None:
         POOL_CONNECTIONS.labels(alias, "open").set(stats.get("pool_size", 0))
         POOL_CONNECTIONS.labels(alias, "idle").set(stats.get("pool_available", 0))
         POOL_CONNECTIONS.labels(alias, "waiting").set(stats.get("requests_waiting", 0))
-
-
-class InvalidationCollector:
-    """The invalidation consumer's figures, read from Redis at scrape time (the consumer is another process).
-
-    Every app instance exports the same series: aggregate them with max(), not sum().
-    """
-
-    def collect(self):
-        from questdb.cache import invalidation
-        from questdb.cache.store import lookup_cache
-
-        client = lookup_cache.client()
-        if client is None:
-            return
-        try:
-            report = invalidation.status(client)
-            buckets, total, _count = invalidation.lag_histogram(client)
-        except Exception:  # a scrape reports what it can
-            return
-        trusted = GaugeMetricFamily("questdb_cache_trusted", "1 while lookups may trust the cache, else 0.")
-        trusted.add_metric([], 1.0 if report["trusted"] else 0.0)
-        yield trusted
-        if "heartbeat_age_seconds" in report:
-            age = GaugeMetricFamily(
-                "questdb_cache_invalidation_heartbeat_age_seconds",
-                "Redis time since the last moment before which every committed change is invalidated.",
-            )
-            age.add_metric([], report["heartbeat_age_seconds"])
-            yield age
-            position = GaugeMetricFamily(
-                "questdb_cache_invalidation_position_bytes", "WAL position of the last invalidated batch."
-            )
-            position.add_metric([], float(_lsn_bytes(report["position"])))
-            yield position
-            backlog = GaugeMetricFamily(
-                "questdb_cache_invalidation_backlog", "Committed changes waiting in the outbox at the last drain."
-            )
-            backlog.add_metric([], report["backlog"])
-            yield backlog
-        lag = HistogramMetricFamily(
-            "questdb_cache_invalidation_lag_seconds", "From a change (trigger time, before its commit) to Redis."
-        )
-        lag.add_metric([], buckets, sum_value=total)
-        yield lag
-
-
-def _lsn_bytes(text: str) -> int:
-    high, _, low = text.partition("/")
-    return (int(high, 16) << 32) | int(low or "0", 16)
-
-
-_invalidation_registry = CollectorRegistry(auto_describe=False)
-_invalidation_registry.register(InvalidationCollector())
-
-
-def metrics(request):
-    """Prometheus metrics; no API key, optionally limited to METRICS_ALLOWED_IPS."""
-    allowed = settings.METRICS_ALLOWED_IPS
-    if allowed and request.META.get("REMOTE_ADDR") not in allowed:
-        return HttpResponseForbidden("metrics are not served to this address\n")
-    refresh_pool_gauges()
-    response = ExportToDjangoView(request)
-    response.content += generate_latest(_invalidation_registry)
-    return response

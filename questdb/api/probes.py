@@ -1,12 +1,16 @@
 """`/healthz`: the process answers. `/readyz`: the primary answers, how each replica is doing, and the cache's trust."""
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.http import JsonResponse
+from django.http import HttpResponseForbidden, JsonResponse
 from django.views.decorators.http import require_GET
+from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import generate_latest
 
 from questdb.cache import invalidation
 from questdb.cache.store import lookup_cache
 from questdb.db import replicas
+from questdb.observability import refresh_pool_gauges
 
 
 @require_GET
@@ -48,3 +52,14 @@ def cache_report() -> dict:
         return {"reachable": True, **invalidation.status(client)}
     except Exception as error:  # readiness reports failures, it never raises them
         return {"reachable": False, "trusted": False, "error": error.__class__.__name__}
+
+
+def metrics(request):
+    """Prometheus metrics; no API key, optionally limited to METRICS_ALLOWED_IPS."""
+    allowed = settings.METRICS_ALLOWED_IPS
+    if allowed and request.META.get("REMOTE_ADDR") not in allowed:
+        return HttpResponseForbidden("metrics are not served to this address\n")
+    refresh_pool_gauges()
+    response = ExportToDjangoView(request)
+    response.content += generate_latest(invalidation.REGISTRY)
+    return response

@@ -47,10 +47,12 @@ from django.apps import apps
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils.module_loading import module_has_submodule
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from redis.exceptions import RedisError
 
 from questdb.cache.keys import SHAPE_VERSION, Key
-from questdb.cache.store import _SCRIPTS, LUA, STAMP_TTL, heartbeat_key
+from questdb.cache.store import _SCRIPTS, LUA, STAMP_TTL, heartbeat_key, lookup_cache
 from questdb.db.direct import pg_connect
 from questdb.db.router import format_lsn, parse_lsn
 
@@ -328,11 +330,56 @@ def _chunks(iterable, size: int):
 
 
 def _is_transient(error: Exception) -> bool:
-    from redis.exceptions import RedisError
-
     return isinstance(error, (psycopg.Error, RedisError, OSError))
 
 
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else ""
+
+
+class InvalidationCollector:
+    """The invalidation consumer's figures, read from Redis at scrape time (the consumer is another process).
+
+    Every app instance exports the same series: aggregate them with max(), not sum().
+    """
+
+    def collect(self):
+        client = lookup_cache.client()
+        if client is None:
+            return
+        try:
+            report = status(client)
+            buckets, total, _count = lag_histogram(client)
+        except Exception:  # a scrape reports what it can
+            return
+        trusted = GaugeMetricFamily("questdb_cache_trusted", "1 while lookups may trust the cache, else 0.")
+        trusted.add_metric([], 1.0 if report["trusted"] else 0.0)
+        yield trusted
+        if "heartbeat_age_seconds" in report:
+            age = GaugeMetricFamily(
+                "questdb_cache_invalidation_heartbeat_age_seconds",
+                "Redis time since the last moment before which every committed change is invalidated.",
+            )
+            age.add_metric([], report["heartbeat_age_seconds"])
+            yield age
+            position = GaugeMetricFamily(
+                "questdb_cache_invalidation_position_bytes", "WAL position of the last invalidated batch."
+            )
+            position.add_metric([], float(parse_lsn(report["position"])))
+            yield position
+            backlog = GaugeMetricFamily(
+                "questdb_cache_invalidation_backlog", "Committed changes waiting in the outbox at the last drain."
+            )
+            backlog.add_metric([], report["backlog"])
+            yield backlog
+        lag = HistogramMetricFamily(
+            "questdb_cache_invalidation_lag_seconds", "From a change (trigger time, before its commit) to Redis."
+        )
+        lag.add_metric([], buckets, sum_value=total)
+        yield lag
+
+
+# Exported beside the process's own metrics by /metrics (questdb/api/probes.py).
+REGISTRY = CollectorRegistry(auto_describe=False)
+REGISTRY.register(InvalidationCollector())

@@ -5,7 +5,6 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api.views import UserViewSet
 from characters.api.views import CharacterViewSet
-from questdb import observability
 from questdb.api import probes
 from questdb.api.paths import API_ROOT
 from sessions_app.api.views import SessionViewSet
@@ -31,7 +30,7 @@ urlpatterns = [
     ),
     path("healthz", probes.healthz, name="healthz"),
     path("readyz", probes.readyz, name="readyz"),
-    path("metrics", observability.metrics, name="metrics"),
+    path("metrics", probes.metrics, name="metrics"),
     path("admin/", admin.site.urls),
 ]
 

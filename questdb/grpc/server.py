@@ -78,13 +78,6 @@ class Server:
         self.server.stop(grace).wait()
 
 
-def serve() -> None:
-    """`manage.py grpcserver`: GRPC_PROCESSES supervised workers (see questdb/grpc/supervisor.py)."""
-    from questdb.grpc.supervisor import Supervisor
-
-    raise SystemExit(Supervisor().run())
-
-
 def serve_worker(address: str, stop: threading.Event, ready) -> int:
     """Serve in this (freshly forked) process until `stop` is set, then shut down gracefully.
 

@@ -245,6 +245,7 @@ class Supervisor:
                 self.metrics_server.socket.close()  # the parent's; this process only serves gRPC
             for worker in self.workers.values():
                 os.close(worker.ready_fd)
+            # Imported only in the child: nothing of grpc's core may start before the fork.
             from questdb.grpc.server import serve_worker
 
             def ready() -> None:
