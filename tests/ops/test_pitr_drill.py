@@ -61,9 +61,9 @@ def run_drill(**env_overrides):
     )
 
 
-def parse_result(output):
+def parse_result(output, errors=""):
     matches = RESULT_RE.findall(output)
-    assert len(matches) == 1, f"expected one PITR_RESULT line in:\n{output}"
+    assert len(matches) == 1, f"expected one PITR_RESULT line in:\n{output}\nstderr:\n{errors}"
     fields = dict(item.split("=", 1) for item in matches[0].split())
     for key in ("restore_seconds", "data_loss_seconds", "db_size_mb", "rows", "ok"):
         assert key in fields, f"{key} missing from PITR_RESULT: {matches[0]}"
@@ -87,7 +87,7 @@ def test_drill_restores_exactly_to_target_time():
     proc = run_drill(PGBACKREST_REPO_CIPHER_PASS=secret)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
-    result = parse_result(proc.stdout)
+    result = parse_result(proc.stdout, proc.stderr)
 
     assert result["ok"] == "1", output
     assert result["batch_b_rows"] == "0"
@@ -108,7 +108,7 @@ def test_drill_fails_when_restored_rows_do_not_match_target():
     proc = run_drill(DRILL_TARGET_POINT="after-b", DRILL_ROWS=1000)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output
-    result = parse_result(proc.stdout)
+    result = parse_result(proc.stdout, proc.stderr)
 
     assert result["ok"] == "0"
     assert int(result["batch_b_rows"]) > 0
