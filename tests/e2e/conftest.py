@@ -21,6 +21,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_healthy(base: str, process: subprocess.Popen, *, name: str, timeout: float) -> None:
+    """Wait until `base`/healthz answers 200; fail with the server's stderr if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start: {process.stderr.read() if process.stderr else ''}")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def gunicorn(**env: str):
     """Serve the test database with the project's gunicorn.conf.py; yields the base URL."""
@@ -45,14 +57,7 @@ def gunicorn(**env: str):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start: {process.stderr.read() if process.stderr else ''}")
-            time.sleep(0.1)
+        wait_until_healthy(base, process, name="gunicorn", timeout=30)
         yield base
     finally:
         process.terminate()

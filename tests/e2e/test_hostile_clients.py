@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from characters.models import Character
-from tests.e2e.conftest import ROOT, free_port, gunicorn
+from tests.e2e.conftest import ROOT, free_port, gunicorn, wait_until_healthy
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.slow]
 
@@ -44,14 +44,7 @@ def nginx(upstream: str, workdir: Path):
     process = subprocess.Popen([NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf")], stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nginx did not start: {process.stderr.read() if process.stderr else ''}")
-            time.sleep(0.1)
+        wait_until_healthy(base, process, name="nginx", timeout=10)
         yield base
     finally:
         process.terminate()
