@@ -171,7 +171,9 @@ class CachedReadApp:
             return None
         read, match, path, caller, body = request
         key = read.key(LookupRequest(environ, body), match)
-        served = self._serve(read, lookup_cache.peek(key) if key is not None else None)
+        # A caller with a consistency token is answered by Redis, not by this process's layer (strict across hosts).
+        local = "HTTP_X_CONSISTENCY_TOKEN" not in environ
+        served = self._serve(read, lookup_cache.peek(key, local=local) if key is not None else None)
         if served is None or not within_rate(caller):
             return None  # a miss, or a refusal Django answers in full (the 429 included)
         return read, caller, path, *served

@@ -52,7 +52,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from redis.exceptions import RedisError
 
 from questdb.cache.keys import SHAPE_VERSION, Key
-from questdb.cache.store import _SCRIPTS, LUA, STAMP_TTL, heartbeat_key, lookup_cache
+from questdb.cache.store import _SCRIPTS, LUA, STAMP_TTL, changes_channel, heartbeat_key, lookup_cache
 from questdb.db.direct import pg_connect
 from questdb.db.router import format_lsn, parse_lsn
 
@@ -205,7 +205,9 @@ class Consumer:
             self.invalidate(keys, lsn, client=pipe)
         position = len(pipe)
         self.scripts["heartbeat"](
-            keys=[heartbeat_key()], args=[self.epoch or "", seen_ms, lsn or self.position, self.backlog], client=pipe
+            keys=[heartbeat_key()],
+            args=[self.epoch or "", seen_ms, lsn or self.position, self.backlog, changes_channel()],
+            client=pipe,
         )
         if self.lags:
             self._add_lags(pipe)
@@ -228,7 +230,7 @@ class Consumer:
         for start in range(0, len(keys), INVALIDATE_CHUNK):
             chunk = keys[start : start + INVALIDATE_CHUNK]
             flat = [name for key in chunk for name in (key.value, key.stamp)]
-            self.scripts["invalidate"](keys=flat, args=[lsn, nonce, STAMP_TTL], client=client)
+            self.scripts["invalidate"](keys=flat, args=[lsn, nonce, STAMP_TTL, changes_channel()], client=client)
         replicas = settings.CACHE_INVALIDATION_REPLICAS
         if replicas and keys and client is None:
             # Redis replicates asynchronously: a failover could lose invalidations its master confirmed.
@@ -261,7 +263,7 @@ class Consumer:
         now_ms = _redis_ms(self.redis.time())
         floor = parse_lsn(conn.execute(LSN_SQL).fetchone()[0])
         self.epoch = uuid.uuid4().hex.encode()
-        self.scripts["epoch"](keys=[heartbeat_key()], args=[self.epoch, floor, now_ms, floor])
+        self.scripts["epoch"](keys=[heartbeat_key()], args=[self.epoch, floor, now_ms, floor, changes_channel()])
         self.position = floor
         if deleted:
             self.log(f"dropped {deleted} cached values")

@@ -21,8 +21,11 @@ The guarantees and how they are kept:
   the database without filling. A fill is refused when the heartbeat's epoch
   changed since the miss (Redis lost data), and reads at or after the epoch's
   floor WAL position.
+- In each process, a layer of recently served records answers repeated lookups
+  without a round trip (`questdb.cache.local`, which says how it stays exact).
 - Degradation: any Redis error turns the cache off for CACHE_RETRY_INTERVAL
-  seconds (one log line per interval); lookups go to the database meanwhile.
+  seconds (one log line per interval), the local layer included; lookups go to
+  the database meanwhile.
   Invalidations that could not be sent are kept and replayed before this
   process uses Redis again (the consumer sends them too, from the outbox).
 """
@@ -42,6 +45,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from prometheus_client import Counter
 
 from questdb.cache.keys import Key
+from questdb.cache.local import FLUSH, LocalCache, channel_name
 from questdb.db import router as routing
 
 logger = logging.getLogger(__name__)
@@ -62,8 +66,7 @@ UNTRUSTED_REPLY = -1
 
 # Read once at import; redis-py sends each by its SHA (EVALSHA) and loads it when Redis does not know it.
 _SCRIPTS = {
-    name: (LUA / f"{name}.lua").read_text()
-    for name in ("lookup", "lookup_many", "peek", "fill", "fill_many", "invalidate")
+    name: (LUA / f"{name}.lua").read_text() for name in ("lookup", "lookup_many", "fill", "fill_many", "invalidate")
 }
 _lock_tokens = itertools.count()
 
@@ -84,6 +87,11 @@ def heartbeat_key() -> str:
     return f"{settings.CACHE_KEY_PREFIX}:invalidation"
 
 
+def changes_channel() -> str:
+    """Where invalidations, heartbeats and resets are published (for each process's local layer)."""
+    return channel_name(settings.CACHE_KEY_PREFIX)
+
+
 def _max_staleness_ms() -> int:
     return int(settings.CACHE_MAX_STALENESS * 1000)
 
@@ -102,6 +110,7 @@ class _Miss:
 class LookupCache:
     def __init__(self) -> None:
         self._client = None
+        self._near: LocalCache | None = None  # the local layer, once the client exists (None: off)
         self._scripts: dict[str, Callable] = {}
         self._down_until = 0.0
         self._last_logged = 0.0
@@ -123,11 +132,14 @@ class LookupCache:
 
             self._client = get_redis_connection("default")
             self._scripts = {name: self._client.register_script(source) for name, source in _SCRIPTS.items()}
+            self._near = _local_layer(self._client) if settings.CACHE_LOCAL_MAX_BYTES > 0 else None
         if (self._pending or self._pending_overflowed) and not self._replay_pending():
             return None
         return self._client
 
     def note_failure(self, error: Exception) -> None:
+        if self._near is not None:
+            self._near.flush("redis failed")
         now = time.monotonic()
         self._down_until = now + settings.CACHE_RETRY_INTERVAL
         if now - self._last_logged >= settings.CACHE_RETRY_INTERVAL:
@@ -140,16 +152,40 @@ class LookupCache:
 
     def reset(self) -> None:
         """Forget connection state (tests point the cache at another Redis)."""
-        self._client, self._scripts, self._down_until = None, {}, 0.0
+        if self._near is not None:
+            self._near.flush("reset")
+        self._client, self._near, self._scripts, self._down_until = None, None, {}, 0.0
         self._pending, self._pending_overflowed = [], False
 
     # -- reads ---------------------------------------------------------------------
+    def near(self, *, allowed: bool = True) -> LocalCache | None:
+        """The local layer, when this lookup may use it: not for a caller with a consistency token
+        (or one that wrote in this request), whom Redis answers, exactly as without the layer."""
+        if self._near is None or not allowed:
+            return None
+        state = routing.current()
+        if state is not None and (state.min_lsn or state.wrote):
+            return None
+        return self._near
+
     def get_or_fill(self, key: Key, load: Callable[[], bytes | None]) -> bytes | None:
         """The cached payload for `key`, else `load()` from the database (and cache it when that is safe)."""
         client = self.client()
         if client is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
             # Inside a transaction the database may hold uncommitted rows: never cache them.
             return load()
+        near = self.near()
+        local = self._local_hits(near, (key,))
+        if local:
+            return local[key]
+        token = near.reserve((key.value,)) if near is not None else None
+        try:
+            return self._get_or_fill(client, key, load, near, token)
+        finally:
+            if token is not None:
+                near.release(token, (key.value,))
+
+    def _get_or_fill(self, client, key: Key, load, near: LocalCache | None, token: int | None) -> bytes | None:
         try:
             miss = self._look_up(client, key)
         except Exception as error:  # any Redis failure: answer from the database
@@ -158,6 +194,8 @@ class LookupCache:
             self.note_failure(error)
             return load()
         if isinstance(miss, bytes):
+            if near is not None:
+                near.keep(token, {key.value: miss})
             return miss  # a hit, or another reader's fill
         with routing.reads_at_least(miss.floor):  # a writer reads its write; a fill never reads stale
             if not miss.trusted:
@@ -167,7 +205,8 @@ class LookupCache:
                 payload = load()
             finally:
                 if payload is not None:
-                    self._fill(key, miss.stamp, payload, miss.lock_token, miss.epoch)
+                    if self._fill(key, miss.stamp, payload, miss.lock_token, miss.epoch) and near is not None:
+                        near.keep(token, {key.value: payload})
                 elif miss.lock_token:
                     self._release(client, key, miss.lock_token)
         return payload
@@ -213,22 +252,35 @@ class LookupCache:
         if not keys:
             return {}
         client = self.client()
-        reply = None
-        if client is not None and not connections[DEFAULT_DB_ALIAS].in_atomic_block:
-            try:
-                reply = self._scripts["lookup_many"](
-                    keys=[heartbeat_key(), *(name for key in keys for name in (key.value, key.stamp))],
-                    args=[_max_staleness_ms()],
-                )
-            except Exception as error:
-                if not _is_redis_error(error):
-                    raise
-                self.note_failure(error)
-        if reply is None:  # no Redis, inside a transaction, or Redis failed: the database alone
-            found = load_many(keys)
+        if client is None or connections[DEFAULT_DB_ALIAS].in_atomic_block:
+            found = load_many(keys)  # no Redis, or inside a transaction: the database alone
+            return {key: found.get(key) for key in keys}
+        near = self.near()
+        records: dict[Key, bytes | None] = self._local_hits(near, keys)
+        missing = [key for key in keys if key not in records]
+        if not missing:
+            return records
+        names = [key.value for key in missing]
+        token = near.reserve(names) if near is not None else None
+        try:
+            records.update(self._get_or_fill_many(client, missing, load_many, near, token))
+        finally:
+            if token is not None:
+                near.release(token, names)
+        return records
+
+    def _get_or_fill_many(self, client, keys: list[Key], load_many, near: LocalCache | None, token: int | None):
+        try:
+            reply = self._lookup_many(keys)
+        except Exception as error:
+            if not _is_redis_error(error):
+                raise
+            self.note_failure(error)
+            found = load_many(keys)  # Redis failed: the database alone
             return {key: found.get(key) for key in keys}
         trusted, epoch, floor = reply[0] == 1, reply[1] or b"", int(reply[2] or 0)
         records, stamps = self._many_replies(keys, reply[3:], trusted=trusted)
+        kept = {key.value: record for key, record in records.items() if record is not None}
         if stamps:
             with routing.reads_at_least(max(floor, *(_stamp_lsn(stamp) for stamp in stamps.values()))):
                 found = load_many(list(stamps))
@@ -236,12 +288,32 @@ class LookupCache:
                 records[key] = found.get(key)
             if trusted:
                 fills = {key: (stamps[key], found[key]) for key in stamps if found.get(key) is not None}
-                self._fill_many(fills, epoch)
+                kept.update((key.value, fills[key][1]) for key in self._fill_many(fills, epoch))
+        if near is not None:
+            near.keep(token, kept)
         return records
 
-    def _fill_many(self, fills: dict[Key, tuple[bytes, bytes]], epoch: bytes) -> None:
+    def _lookup_many(self, keys: list[Key]) -> list:
+        """One round trip: {trusted, epoch, floor, value1, stamp1, ...} (see lua/lookup_many.lua)."""
+        return self._scripts["lookup_many"](
+            keys=[heartbeat_key(), *(name for key in keys for name in (key.value, key.stamp))],
+            args=[_max_staleness_ms()],
+        )
+
+    @staticmethod
+    def _local_hits(near: LocalCache | None, keys: Sequence[Key]) -> dict[Key, bytes]:
+        if near is None:
+            return {}
+        local = near.get_many(key.value for key in keys)
+        hits = {key: local[key.value] for key in keys if key.value in local}
+        for key in hits:
+            EVENTS.labels(key.family, "hit").inc()
+        return hits
+
+    def _fill_many(self, fills: dict[Key, tuple[bytes, bytes]], epoch: bytes) -> list[Key]:
+        """Fill what `fills` holds (key: (stamp, payload)), each on its stamp; the keys filled."""
         if not fills:
-            return
+            return []
         keys = [heartbeat_key(), *(name for key in fills for name in (key.value, key.stamp))]
         args = [settings.CACHE_TTL, epoch, *(part for stamp, payload in fills.values() for part in (stamp, payload))]
         try:
@@ -250,27 +322,49 @@ class LookupCache:
             if not _is_redis_error(error):
                 raise
             self.note_failure(error)
-            return
+            return []
         for key, done in zip(fills, filled, strict=True):
             EVENTS.labels(key.family, "fill" if done else "fill_refused").inc()
+        return [key for key, done in zip(fills, filled, strict=True) if done]
 
-    def peek(self, key: Key) -> bytes | None:
-        """The cached record for `key` while the cache is trusted; never fills, never waits (for the hit path)."""
+    def peek(self, key: Key, *, local: bool = True) -> bytes | None:
+        """The cached record for `key` while the cache is trusted; never fills, never waits (for the hit path).
+
+        `local=False` (a request with a consistency token) asks Redis, not this process's layer.
+        """
+        return self.peek_many((key,), local=local).get(key)
+
+    def peek_many(self, keys: Sequence[Key], *, local: bool = True) -> dict[Key, bytes]:
+        """The cached records of `keys` while the cache is trusted (those found); never fills, never waits."""
         client = self.client()
         if client is None:
-            return None
+            return {}
+        near = self.near(allowed=local)
+        records = self._local_hits(near, keys)
+        missing = [key for key in keys if key not in records]
+        if not missing:
+            return records
+        names = [key.value for key in missing]
+        token = near.reserve(names) if near is not None else None
         try:
-            record = self._scripts["peek"](keys=[key.value, heartbeat_key()], args=[_max_staleness_ms()])
+            reply = self._lookup_many(missing)
+            if reply[0] != 1:
+                return records  # untrusted: Django answers from the database (and counts it)
+            for key, value in zip(missing, reply[3::2], strict=True):
+                if value is not None:
+                    EVENTS.labels(key.family, "hit").inc()
+                    records[key] = value
+            if near is not None:
+                near.keep(token, {key.value: records[key] for key in missing if key in records})
+            return records
         except Exception as error:
             if not _is_redis_error(error):
                 raise
             self.note_failure(error)
-            return None
-        if record == UNTRUSTED_REPLY:
-            return None  # Django answers from the database (and counts it)
-        if record is not None:
-            EVENTS.labels(key.family, "hit").inc()
-        return record
+            return records
+        finally:
+            if token is not None:
+                near.release(token, names)
 
     @staticmethod
     def _many_replies(keys: list[Key], replies: list, *, trusted: bool) -> tuple[dict, dict]:
@@ -302,7 +396,7 @@ class LookupCache:
                 break
         return None
 
-    def _fill(self, key: Key, stamp: bytes, payload: bytes, token: str, epoch: bytes) -> None:
+    def _fill(self, key: Key, stamp: bytes, payload: bytes, token: str, epoch: bytes) -> bool:
         try:
             filled = self._scripts["fill"](
                 keys=[key.value, key.stamp, key.lock, heartbeat_key()],
@@ -312,8 +406,9 @@ class LookupCache:
             if not _is_redis_error(error):
                 raise
             self.note_failure(error)
-            return
+            return False
         EVENTS.labels(key.family, "fill" if filled else "fill_refused").inc()
+        return bool(filled)
 
     def _release(self, client, key: Key, token: str) -> None:
         try:
@@ -347,6 +442,8 @@ class LookupCache:
             transaction.on_commit(lambda: self._invalidate_now(keys), robust=True)
 
     def _invalidate_now(self, keys: list[Key]) -> None:
+        if self._near is not None:
+            self._near.forget(key.value for key in keys)  # this process reads its own write at once
         lsn = routing.primary_lsn() or 0
         client = self.client()
         if client is None:
@@ -362,7 +459,11 @@ class LookupCache:
 
     def _send_invalidations(self, keys: list[Key], lsn: int) -> None:
         flat = [name for key in keys for name in (key.value, key.stamp)]
-        self._scripts["invalidate"](keys=flat, args=[lsn, uuid.uuid4().hex, STAMP_TTL])
+        self._scripts["invalidate"](keys=flat, args=[lsn, uuid.uuid4().hex, STAMP_TTL, changes_channel()])
+        if settings.CACHE_LOCAL_MAX_BYTES > 0:
+            # Redis runs this only after it has written the invalidation to every process's subscription
+            # (questdb/cache/local.py): the write's response cannot overtake it.
+            self._client.ping()
         for key in keys:
             EVENTS.labels(key.family, "invalidation").inc()
 
@@ -383,6 +484,7 @@ class LookupCache:
                 # Too much was missed to replay key by key: drop every cached value.
                 for name in self._client.scan_iter(f"{settings.CACHE_KEY_PREFIX}:v*", count=1000):
                     self._client.delete(name)
+                self._client.publish(changes_channel(), FLUSH)  # and every process's local layer
             if pending:
                 self._send_invalidations(pending, routing.primary_lsn() or 0)
             logger.info("redis is back; replayed %d missed invalidations", len(pending))
@@ -394,6 +496,17 @@ class LookupCache:
             self._pending_overflowed = self._pending_overflowed or overflowed
             self.note_failure(error)
             return False
+
+
+def _local_layer(client) -> LocalCache:
+    """A local layer whose subscription connects as the client's pool does (same server, options, Sentinel)."""
+    pool = client.connection_pool
+    return LocalCache(
+        max_bytes=settings.CACHE_LOCAL_MAX_BYTES,
+        channel=changes_channel(),
+        connect=lambda: pool.connection_class(**pool.connection_kwargs),
+        max_staleness=lambda: settings.CACHE_MAX_STALENESS,
+    )
 
 
 def _is_redis_error(error: Exception) -> bool:

@@ -147,6 +147,8 @@ CACHE_RETRY_INTERVAL = env.float("CACHE_RETRY_INTERVAL", default=2.0)
 # When invalidation (manage.py invalidate_cache) is further behind the database than this (seconds), for any
 # reason, lookups stop trusting the cache and read the database until it has caught up.
 CACHE_MAX_STALENESS = env.float("CACHE_MAX_STALENESS", default=1.0)
+# Bytes of records each process keeps in front of Redis (questdb/cache/local.py); 0 turns that layer off.
+CACHE_LOCAL_MAX_BYTES = env.int("CACHE_LOCAL_MAX_BYTES", default=32 * 1024 * 1024)
 # The invalidation consumer: seconds between polls of the change outbox, rows per batch, seconds between a
 # follower's attempts to take over the leadership (a PostgreSQL advisory lock).
 CACHE_INVALIDATION_POLL = env.float("CACHE_INVALIDATION_POLL", default=0.02)

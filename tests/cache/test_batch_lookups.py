@@ -86,6 +86,7 @@ class Monitor:
 
 @pytest.fixture
 def monitor(private_redis, settings):
+    settings.CACHE_LOCAL_MAX_BYTES = 0  # these tests count Redis round trips; tests/cache/test_local_layer.py has none
     lookup_cache.reset()
     return Monitor(settings.REDIS_URL)
 

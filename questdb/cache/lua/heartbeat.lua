@@ -1,6 +1,7 @@
 -- The invalidation consumer's heartbeat. KEYS: heartbeat. ARGV: epoch, seen_ms ("" to only read the time),
--- position lsn, backlog.
--- seen_ms means: every change committed before this Redis time has been invalidated.
+-- position lsn, backlog, the cache's channel.
+-- seen_ms means: every change committed before this Redis time has been invalidated. A new seen_ms is also
+-- published on the channel ("B<epoch> <seen_ms> <Redis time in ms>"), after the invalidations it covers.
 -- Returns {1 if the heartbeat of this epoch is still there else 0, Redis time in ms}. A 0 means Redis lost
 -- data (flush, restart, failover, eviction) or someone asked for a reset: the consumer then starts a new epoch.
 local now = redis.call('TIME')
@@ -11,5 +12,6 @@ if ARGV[2] ~= '' then
   if tonumber(ARGV[2]) > seen then seen = tonumber(ARGV[2]) end
   redis.call('HSET', KEYS[1], 'seen_ms', string.format('%d', seen), 'lsn', ARGV[3], 'backlog', ARGV[4],
     'beat_ms', string.format('%d', now_ms))
+  redis.call('PUBLISH', ARGV[5], string.format('B%s %d %d', ARGV[1], seen, now_ms))
 end
 return {1, now_ms}

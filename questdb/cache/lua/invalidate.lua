@@ -1,5 +1,7 @@
--- KEYS: value1, stamp1, value2, stamp2, ... ARGV: lsn, nonce, stamp ttl.
--- The stamp keeps the highest WAL position any invalidation reported.
+-- KEYS: value1, stamp1, value2, stamp2, ... ARGV: lsn, nonce, stamp ttl, the cache's channel.
+-- The stamp keeps the highest WAL position any invalidation reported. The values' names are published on the
+-- channel in the same atomic step, for the layer each process keeps in front of Redis (questdb/cache/local.py).
+local values = {}
 for i = 1, #KEYS, 2 do
   local old = redis.call('GET', KEYS[i + 1])
   local lsn = tonumber(ARGV[1])
@@ -9,5 +11,7 @@ for i = 1, #KEYS, 2 do
   end
   redis.call('SET', KEYS[i + 1], string.format('%d:%s', lsn, ARGV[2]), 'EX', ARGV[3])
   redis.call('DEL', KEYS[i])
+  values[#values + 1] = KEYS[i]
 end
+redis.call('PUBLISH', ARGV[4], 'K' .. cjson.encode(values))
 return #KEYS / 2
