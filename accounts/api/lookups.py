@@ -9,7 +9,7 @@ from accounts.api.serializers import UserSerializer
 from accounts.keys import email_key, user_id_key, username_key
 from accounts.models import User
 from questdb.cache.batch import LookupResult, cached_lookups
-from questdb.cache.hit_path import CachedRead, api_path
+from questdb.cache.hit_path import CachedBatchRead, CachedRead, api_path
 from questdb.cache.keys import Key
 from questdb.cache.records import Payload, pack, unpack
 from questdb.cache.store import lookup_cache
@@ -93,4 +93,5 @@ CACHED_READS = [
         lambda r, m: email_key(m["value"]),
         serve_user,
     ),
+    CachedBatchRead("user-batch", api_path("users/batch/"), user_id_key, serve_user),
 ]

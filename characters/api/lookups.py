@@ -13,7 +13,7 @@ from characters.keys import character_key, characters_of_user_key
 from characters.models import Character
 from questdb.api.pagination import StandardPagination
 from questdb.cache.batch import LookupResult, cached_lookups
-from questdb.cache.hit_path import CachedRead, NotServedFromCache, api_path
+from questdb.cache.hit_path import CachedBatchRead, CachedRead, NotServedFromCache, api_path
 from questdb.cache.keys import Key
 from questdb.cache.records import Payload, pack, unpack
 from questdb.cache.store import lookup_cache
@@ -131,4 +131,5 @@ CACHED_READS = [
         serve_character,
     ),
     CachedRead("character-list", "GET", api_path("characters/"), _list_key, serve_character_list),
+    CachedBatchRead("character-batch", api_path("characters/batch/"), character_key, serve_character),
 ]

@@ -41,15 +41,17 @@ from django.utils.http import parse_header_parameters
 from django.utils.module_loading import module_has_submodule
 
 from questdb.api.auth import caller_from
+from questdb.api.batch import batch_body, batch_ids
 from questdb.api.chunked import is_chunked
 from questdb.api.paths import API_ROOT
 from questdb.api.throttling import within_rate
+from questdb.cache.batch import LookupResult
 from questdb.cache.records import Payload
 from questdb.cache.store import lookup_cache
 from questdb.db.router import parse_lsn
-from questdb.errors import DomainError
+from questdb.errors import DomainError, InvalidInput
 from questdb.observability import record_request, request_id_for
-from questdb.text import is_unsafe
+from questdb.text import is_unsafe, parse_json
 
 LOOKUPS_MODULE = "api.lookups"  # where an app declares its CACHED_READS
 MAX_LOOKUP_BODY = 4096  # a lookup body is one small JSON object; larger ones go to Django
@@ -94,6 +96,65 @@ class CachedRead:
     pattern: re.Pattern
     key: Callable  # (LookupRequest, match) -> Key | None
     serve: Callable[[bytes], Payload]  # record -> body, headers
+
+    def answer(self, request: LookupRequest, match: re.Match, *, local: bool) -> Payload | None:
+        """The answer from the cache, or None for Django to give."""
+        key = self.key(request, match)
+        record = lookup_cache.peek(key, local=local) if key is not None else None
+        if record is None:
+            return None
+        try:
+            return self.serve(record)
+        except (DomainError, NotServedFromCache):
+            return None  # Django answers the error, or what the record cannot
+
+
+@dataclass(frozen=True)
+class CachedBatchRead:
+    """A batch lookup (`POST .../batch/`, questdb/api/batch.py), answered here when every id is cached.
+
+    Each item is what the single lookup's `serve` gives (its 404 included, such as a character past
+    its purge time); an id that is malformed or not cached sends the whole request to Django.
+    """
+
+    route: str
+    pattern: re.Pattern
+    key_for: Callable  # id -> Key | None, the single lookup's key
+    serve: Callable[[bytes], Payload]
+    method: str = "POST"
+
+    def answer(self, request: LookupRequest, match: re.Match, *, local: bool) -> Payload | None:
+        ids = _batch_ids(request)
+        if ids is None:
+            return None
+        keys = [self.key_for(raw) for raw in ids]
+        if None in keys:
+            return None
+        records = lookup_cache.peek_many(list(dict.fromkeys(keys)), local=local)
+        if len(records) < len(set(keys)):
+            return None
+        results = []
+        for raw, key in zip(ids, keys, strict=True):
+            try:
+                results.append(LookupResult(raw, *self.serve(records[key])))
+            except NotServedFromCache:
+                return None
+            except DomainError as error:
+                results.append(LookupResult(raw, error=error))
+        return Payload(batch_body(results), {})
+
+
+def _batch_ids(request: LookupRequest) -> list | None:
+    """The ids of a well-formed batch body, as the API's parser and checks read them; else None."""
+    if request.environ.get("QUERY_STRING") or request.content_type != "application/json":
+        return None
+    if request.charset not in ("", "utf-8"):
+        return None
+    try:
+        ids = batch_ids(parse_json(request.body.decode("utf-8")))
+    except (UnicodeDecodeError, InvalidInput):
+        return None
+    return ids if 0 < len(ids) <= settings.API_BATCH_LIMIT else None
 
 
 def api_path(pattern: str) -> re.Pattern:
@@ -170,10 +231,8 @@ class CachedReadApp:
         if request is None:
             return None
         read, match, path, caller, body = request
-        key = read.key(LookupRequest(environ, body), match)
         # A caller with a consistency token is answered by Redis, not by this process's layer (strict across hosts).
-        local = "HTTP_X_CONSISTENCY_TOKEN" not in environ
-        served = self._serve(read, lookup_cache.peek(key, local=local) if key is not None else None)
+        served = read.answer(LookupRequest(environ, body), match, local="HTTP_X_CONSISTENCY_TOKEN" not in environ)
         if served is None or not within_rate(caller):
             return None  # a miss, or a refusal Django answers in full (the 429 included)
         return read, caller, path, *served
@@ -189,16 +248,6 @@ class CachedReadApp:
         caller = caller_from(environ)
         body = self._read_body(environ) if caller is not None else None
         return (read, match, path, caller, body) if body is not None else None
-
-    @staticmethod
-    def _serve(read: CachedRead, record: bytes | None) -> Payload | None:
-        """The body and headers of a cached record, unless the app's rules refuse to serve it as is."""
-        if record is None:
-            return None
-        try:
-            return read.serve(record)
-        except (DomainError, NotServedFromCache):
-            return None
 
     def _match(self, method: str, path: str):
         for read in self.reads:

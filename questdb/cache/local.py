@@ -138,6 +138,11 @@ class LocalCache:
             self._flush(reason)
             self._disconnect()
 
+    @property
+    def held_bytes(self) -> int:
+        """What the kept records count against CACHE_LOCAL_MAX_BYTES."""
+        return self._entries.currsize
+
     # -- the subscription -----------------------------------------------------------------------
     def _ready(self) -> bool:
         """Connected, with every waiting message applied (called under the lock)."""

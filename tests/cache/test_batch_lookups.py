@@ -1,14 +1,10 @@
 """Batch lookups on real Redis and PostgreSQL: one round trip for the hits, one query for the misses,
 each item exactly the single lookup's answer, and the store's guarantees kept for every miss."""
 
-import hashlib
 import json
-import threading
-import time
 from datetime import timedelta
 
 import pytest
-import redis
 from django.db import connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -18,19 +14,15 @@ from characters import selectors, services
 from characters.api import lookups as character_lookups
 from characters.keys import character_key
 from characters.models import Character
-from questdb.cache.store import LUA, lookup_cache
+from questdb.cache.store import lookup_cache
 from questdb.db import router as routing
 from questdb.errors import NotFound
 from tests.cache.consumer import wait_for_invalidation
+from tests.cache.redis_monitor import Monitor
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
-# What only the invalidation consumer sends: its heartbeat and epoch scripts (by SHA) and the lag histogram.
-CONSUMER_MARKS = (
-    *(hashlib.sha1((LUA / f"{name}.lua").read_bytes()).hexdigest() for name in ("heartbeat", "epoch")),
-    ":invalidation:lag",
-)
 
 
 @pytest.fixture
@@ -39,49 +31,6 @@ def characters(make_user):
     characters = [Character.objects.create(user=owner, name=f"Batch{n}", money=n) for n in range(5)]
     wait_for_invalidation()  # the inserts' own invalidations have landed before the counting starts
     return characters
-
-
-class Monitor:
-    """The commands a private redis-server receives from clients (MONITOR), between two markers."""
-
-    def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url)
-        self.seen: list[dict] = []
-        self.ready = threading.Event()
-        threading.Thread(target=self._listen, daemon=True).start()
-        assert self.ready.wait(5)
-
-    def _listen(self) -> None:
-        monitor = self.client.monitor()
-        with monitor:
-            self.ready.set()
-            try:
-                for command in monitor.listen():
-                    self.seen.append(command)
-            except (redis.ConnectionError, OSError):
-                return  # the server was stopped
-
-    def _mark(self, text: str) -> None:
-        self.client.echo(text)
-        deadline = time.monotonic() + 5
-        while not any(c["command"] == f"ECHO {text}" for c in self.seen):
-            assert time.monotonic() < deadline, "MONITOR did not see the marker"
-            time.sleep(0.005)
-
-    def commands_during(self, action) -> list[str]:
-        self._mark("questdb-start")
-        action()
-        self._mark("questdb-end")
-        names = [c["command"] for c in self.seen]
-        window = self.seen[names.index("ECHO questdb-start") + 1 : names.index("ECHO questdb-end")]
-        self.seen.clear()
-        # Commands a Lua script runs show up too, from the "lua" client: they are not round trips. The
-        # invalidation consumer's heartbeat (its own connection, every few milliseconds) is not the lookup's.
-        return [
-            c["command"].split()[0].upper()
-            for c in window
-            if c.get("client_type") != "lua" and not any(mark in c["command"] for mark in CONSUMER_MARKS)
-        ]
 
 
 @pytest.fixture

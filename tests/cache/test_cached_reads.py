@@ -104,6 +104,8 @@ def read_requests(user, character, session):
         "a user's characters": ("GET", f"/api/v1/characters/?user={user.id}", None),
         "session by id": ("GET", f"/api/v1/sessions/{session.id}/", None),
         "session by token": ("POST", "/api/v1/sessions/lookup/", {"token": "hot-token"}),
+        "users by id": ("POST", "/api/v1/users/batch/", {"ids": [str(user.id), str(user.id)]}),
+        "characters by id": ("POST", "/api/v1/characters/batch/", {"ids": [character["id"]]}),
     }
 
 
