@@ -11,6 +11,7 @@ past API_BATCH_LIMIT ids.
 """
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from questdb.cache.records import Payload
 from questdb.errors import InvalidInput
 
 INVALID_IDS = "invalid_ids"
+_PLAIN = re.compile(r"[A-Za-z0-9_.:{}-]*")  # a JSON string of these characters is the text in quotes
 
 
 def batch_ids(data: Any) -> list[str]:
@@ -33,13 +35,19 @@ def batch_ids(data: Any) -> list[str]:
     return ids
 
 
+def _json_string(value) -> bytes:
+    if isinstance(value, str) and _PLAIN.fullmatch(value):
+        return b'"%s"' % value.encode()  # most ids: nothing to escape, no json.dumps
+    return json.dumps(value).encode()
+
+
 def _item(result: LookupResult) -> bytes:
-    head = b'{"id":%s,' % json.dumps(result.id).encode()
+    head = b'{"id":%s,' % _json_string(result.id)
     if result.error is not None:
         error = {"status": result.error.status, "code": result.error.code, "detail": result.error.message}
         return head + json.dumps(error, separators=(",", ":")).encode()[1:]
     etag = result.headers.get("ETag")
-    etag_part = b'"etag":%s,' % json.dumps(etag).encode() if etag else b""
+    etag_part = b'"etag":%s,' % _json_string(etag) if etag else b""
     return head + b'"status":200,' + etag_part + b'"body":' + result.body + b"}"
 
 

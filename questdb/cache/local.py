@@ -147,21 +147,27 @@ class LocalCache:
     def _ready(self) -> bool:
         """Connected, with every waiting message applied (called under the lock)."""
         if self._conn is None or self._pid != os.getpid():
-            return self._subscribe()
-        now = time.monotonic()
-        if now - self._last_read > IDLE_RECONNECT_SECONDS:
+            if not self._subscribe():
+                return False
+        elif time.monotonic() - self._last_read > IDLE_RECONNECT_SECONDS:
             self._flush("idle")
             self._disconnect()
-            return self._subscribe()
+            if not self._subscribe():
+                return False
+        elif not self._poller.poll(0):
+            self._last_read = time.monotonic()
+            return True  # nothing arrived, and the last drain left no whole message in the parser
+        return self._drain()
+
+    def _drain(self) -> bool:
         try:
-            if self._poller.poll(0):
-                while self._conn.can_read(timeout=0):
-                    self._apply(self._conn.read_response(disable_decoding=True, push_request=True))
+            while self._conn.can_read(timeout=0):
+                self._apply(self._conn.read_response(disable_decoding=True, push_request=True))
         except Exception as error:  # a lost or garbled connection: start over on the next lookup
             self._flush(f"subscription lost ({error.__class__.__name__})")
             self._disconnect()
             return False
-        self._last_read = now
+        self._last_read = time.monotonic()
         return True
 
     def _subscribe(self) -> bool:
@@ -170,6 +176,12 @@ class LocalCache:
         try:
             conn = self._connect()
             conn.connect()
+            conn.send_command("TIME")
+            seconds, micros = conn.read_response()
+            # Redis read its clock before this reply arrived: an offset too high by at most the round trip,
+            # which heartbeats read late (after an idle spell) cannot raise.
+            received_ms = time.monotonic() * 1000
+            offset_ms = received_ms - (int(seconds) * 1000 + int(micros) / 1000)
             conn.send_command("SUBSCRIBE", self.channel)
             reply = conn.read_response(disable_decoding=True, push_request=True)
             if not reply or reply[0] != b"subscribe":
@@ -178,6 +190,7 @@ class LocalCache:
             logger.warning("local cache layer off: cannot subscribe (%s)", error.__class__.__name__)
             return False
         self._conn, self._pid, self._last_read = conn, os.getpid(), time.monotonic()
+        self._offset_ms, self._offset_at = offset_ms, received_ms
         self._poller = select.poll()
         self._poller.register(conn._sock.fileno(), select.POLLIN)
         return True
@@ -209,14 +222,10 @@ class LocalCache:
             if self._epoch is not None:
                 self._flush("new epoch")
             self._epoch = epoch
+        # Our clock minus Redis's: the smallest seen (a late message only looks older), allowed to creep up.
         now_ms = time.monotonic() * 1000
-        sample = now_ms - int(redis_ms)
-        if self._offset_ms is None:
-            self._offset_ms = sample
-        else:
-            allowed = self._offset_ms + (now_ms - self._offset_at) * CLOCK_DRIFT
-            self._offset_ms = min(sample, allowed)
-        self._offset_at = now_ms
+        allowed = self._offset_ms + (now_ms - self._offset_at) * CLOCK_DRIFT
+        self._offset_ms, self._offset_at = min(now_ms - int(redis_ms), allowed), now_ms
         self._seen_at = int(seen_ms) + self._offset_ms
 
     def _drop(self, names: Iterable[str]) -> None:

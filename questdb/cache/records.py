@@ -1,6 +1,8 @@
 """A cache record: one line of JSON metadata (ETag, expiry, ...), then the response body served as is."""
 
 import json
+from functools import lru_cache
+from types import MappingProxyType
 from typing import NamedTuple
 
 
@@ -16,6 +18,8 @@ def pack(meta: dict, body: bytes) -> bytes:
     return json.dumps(meta, separators=(",", ":")).encode() + b"\n" + body
 
 
-def unpack(record: bytes) -> tuple[dict, bytes]:
+@lru_cache(maxsize=4096)
+def unpack(record: bytes) -> tuple[MappingProxyType, bytes]:
+    """The metadata (read-only: one parse serves every hit of the same record) and the body."""
     meta, _, body = record.partition(b"\n")
-    return json.loads(meta), body
+    return MappingProxyType(json.loads(meta)), body

@@ -155,20 +155,21 @@ def test_a_lost_subscription_empties_the_layer(hero, private_redis):
 CHANNEL = "questdb-unit:changes"  # not the cache's own: the running consumer's heartbeats stay out
 
 
-def layer(client: redis.Redis, max_bytes: int = 1 << 20) -> LocalCache:
+def layer(client: redis.Redis, max_bytes: int = 1 << 20, max_staleness: float = 5.0) -> LocalCache:
     pool = client.connection_pool
     return LocalCache(
         max_bytes=max_bytes,
         channel=CHANNEL,
         connect=lambda: pool.connection_class(**pool.connection_kwargs),
-        max_staleness=lambda: 5.0,
+        max_staleness=lambda: max_staleness,
     )
 
 
-def heartbeat(client: redis.Redis) -> None:
+def heartbeat(client: redis.Redis, age_ms: int = 0) -> None:
+    """What the consumer publishes: everything committed before `age_ms` ago (Redis's clock) is invalidated."""
     seconds, micros = client.time()
-    now_ms = seconds * 1000 + micros // 1000
-    client.publish(CHANNEL, f"Bepoch {now_ms} {now_ms}")
+    sent_ms = seconds * 1000 + micros // 1000 - age_ms
+    client.publish(CHANNEL, f"Bepoch {sent_ms} {sent_ms}")
 
 
 def test_an_invalidation_between_asking_redis_and_keeping_cancels_the_keep(private_redis):
@@ -197,6 +198,19 @@ def test_nothing_is_served_before_the_first_heartbeat_nor_after_a_new_epoch(priv
     client.publish(CHANNEL, f"Banother {seconds * 1000} {seconds * 1000}")
     time.sleep(0.05)
     assert near.get_many(["a"]) == {}
+
+
+def test_heartbeats_read_late_do_not_stretch_the_bound(private_redis):
+    """A heartbeat that waited on the socket (the process was idle) is as old as Redis's clock says."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    near = layer(client, max_staleness=0.5)
+    near.keep(near.reserve(["a"]), {"a": b"a"})  # subscribed
+    heartbeat(client, age_ms=300)
+    time.sleep(0.05)
+    assert near.get_many(["a"]) == {"a": b"a"}  # 350 ms behind: within the bound
+    heartbeat(client)
+    time.sleep(0.7)  # nobody reads the socket meanwhile, and no newer heartbeat comes
+    assert near.get_many(["a"]) == {}  # what it covers is 700 ms old, though it was read just now
 
 
 def test_the_layer_holds_at_most_its_bytes(private_redis):
