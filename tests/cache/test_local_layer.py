@@ -4,6 +4,7 @@ A hit costs no round trip; every invalidation, reset and fault reaches it as it 
 """
 
 import time
+from datetime import timedelta
 
 import pytest
 import redis
@@ -11,6 +12,7 @@ import requests
 from django.conf import settings
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.api import lookups as user_lookups
 from characters.api import lookups as character_lookups
@@ -19,6 +21,8 @@ from questdb.cache import invalidation
 from questdb.cache.local import LocalCache
 from questdb.cache.store import changes_channel
 from questdb.db import router as routing
+from sessions_app.api import lookups as session_lookups
+from sessions_app.models import Session
 from tests.cache.consumer import start_consumer_thread, wait_for_invalidation
 from tests.cache.redis_monitor import Monitor
 from tests.cache.test_cached_reads import WsgiClient
@@ -138,6 +142,25 @@ def test_a_paused_redis_is_served_around_within_the_bound(hero, private_redis, s
         private_redis.resume()
         stop.set()
         consumer.thread.join(timeout=10)
+
+
+def test_a_session_past_its_expiry_is_never_served_from_the_layer(make_user, write_key):
+    front = WsgiClient(write_key)
+    Session.objects.create(user=make_user(), token="near-gone", expires_at=timezone.now() + timedelta(seconds=1))
+    for _ in range(2):
+        assert front.post_json("/api/v1/sessions/lookup/", {"token": "near-gone"}).status == 200  # kept
+    assert session_lookups.session_payload_by_token(token="near-gone").body
+    time.sleep(1.1)
+    gone = front.post_json("/api/v1/sessions/lookup/", {"token": "near-gone"})
+    assert (gone.status, gone.json()["code"]) == (410, "session_expired")
+
+
+def test_redis_down_turns_the_layer_off(hero, private_redis):
+    name_of(hero)
+    assert '"first"' in name_of(hero)
+    private_redis.stop()
+    external("UPDATE users SET name = 'redis down' WHERE id = %s", [hero.id])
+    assert '"redis down"' in name_of(hero)  # from the database, at once
 
 
 def test_a_lost_subscription_empties_the_layer(hero, private_redis):
