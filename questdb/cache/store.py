@@ -118,6 +118,7 @@ class LookupCache:
         self._pending: list[Key] = []
         self._pending_overflowed = False
         self._pending_lock = threading.Lock()
+        self._connect_lock = threading.Lock()
 
     # -- connection and degradation --------------------------------------------
     @property
@@ -129,14 +130,21 @@ class LookupCache:
         if not self.enabled or time.monotonic() < self._down_until:
             return None
         if self._client is None:
-            from django_redis import get_redis_connection
-
-            self._client = get_redis_connection("default")
-            self._scripts = {name: self._client.register_script(source) for name, source in _SCRIPTS.items()}
-            self._near = _local_layer(self._client) if settings.CACHE_LOCAL_MAX_BYTES > 0 else None
+            self._connect()
         if (self._pending or self._pending_overflowed) and not self._replay_pending():
             return None
         return self._client
+
+    def _connect(self) -> None:
+        from django_redis import get_redis_connection
+
+        with self._connect_lock:  # once per process: threads racing here share one client and one layer
+            if self._client is not None:
+                return
+            client = get_redis_connection("default")
+            self._scripts = {name: client.register_script(source) for name, source in _SCRIPTS.items()}
+            self._near = _local_layer(client) if settings.CACHE_LOCAL_MAX_BYTES > 0 else None
+            self._client = client  # last: a thread that sees it sees the scripts and the layer
 
     def note_failure(self, error: Exception) -> None:
         if self._near is not None:
