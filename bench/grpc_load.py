@@ -17,6 +17,9 @@ import multiprocessing
 import os
 import queue
 import random
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -25,52 +28,58 @@ from pathlib import Path
 SCENARIOS = ("user_id", "character_id", "session_lookup", "character_batch", "session_refresh", "character_patch")
 # Seconds between the last process saying it is ready and the common start.
 START_MARGIN = 0.05
+# The scenarios h2load drives (see `run_h2load`): one request body per run, so one key per run.
+H2LOAD_SCENARIOS = ("user_id", "character_id", "session_lookup", "character_batch")
+METHOD_PATHS = {
+    "user_id": "/questdb.v1.UserService/GetUser",
+    "character_id": "/questdb.v1.CharacterDbService/GetCharacter",
+    "character_batch": "/questdb.v1.CharacterDbService/GetCharacters",
+    "session_lookup": "/questdb.v1.SessionService/GetSessionByToken",
+    "session_refresh": "/questdb.v1.SessionService/RefreshSession",
+    "character_patch": "/questdb.v1.CharacterDbService/UpdateCharacter",
+}
+
+
+def _request(scenario: str, keys: list[str], batch: int):
+    """One request message of `scenario` with random keys."""
+    from google.protobuf import field_mask_pb2
+
+    from questdb.v1 import characters_pb2, sessions_pb2, users_pb2
+
+    if scenario == "user_id":
+        return users_pb2.GetUserRequest(id=random.choice(keys))
+    if scenario == "character_id":
+        return characters_pb2.GetCharacterRequest(id=random.choice(keys))
+    if scenario == "character_batch":
+        return characters_pb2.GetCharactersRequest(ids=random.sample(keys, min(batch, len(keys))))
+    if scenario == "session_lookup":
+        return sessions_pb2.GetSessionByTokenRequest(token=random.choice(keys))
+    if scenario == "session_refresh":
+        return sessions_pb2.RefreshSessionRequest(id=random.choice(keys))
+    if scenario == "character_patch":
+        return characters_pb2.UpdateCharacterRequest(
+            character=characters_pb2.Character(id=random.choice(keys), money=random.randint(0, 10**6)),
+            update_mask=field_mask_pb2.FieldMask(paths=["money"]),
+        )
+    raise ValueError(f"unknown scenario {scenario}")
 
 
 def _call_for(scenario: str, channel, batch: int):
     """A function (keys, metadata) -> response making one call of `scenario` with random keys."""
-    from google.protobuf import field_mask_pb2
+    from questdb.v1 import characters_pb2_grpc, sessions_pb2_grpc, users_pb2_grpc
 
-    from questdb.v1 import (
-        characters_pb2,
-        characters_pb2_grpc,
-        sessions_pb2,
-        sessions_pb2_grpc,
-        users_pb2,
-        users_pb2_grpc,
-    )
-
-    users = users_pb2_grpc.UserServiceStub(channel)
-    characters = characters_pb2_grpc.CharacterDbServiceStub(channel)
-    sessions = sessions_pb2_grpc.SessionServiceStub(channel)
-    if scenario == "user_id":
-        return lambda keys, md: users.GetUser(users_pb2.GetUserRequest(id=random.choice(keys)), metadata=md)
-    if scenario == "character_id":
-        return lambda keys, md: characters.GetCharacter(
-            characters_pb2.GetCharacterRequest(id=random.choice(keys)), metadata=md
-        )
-    if scenario == "character_batch":
-        return lambda keys, md: characters.GetCharacters(
-            characters_pb2.GetCharactersRequest(ids=random.sample(keys, min(batch, len(keys)))), metadata=md
-        )
-    if scenario == "session_lookup":
-        return lambda keys, md: sessions.GetSessionByToken(
-            sessions_pb2.GetSessionByTokenRequest(token=random.choice(keys)), metadata=md
-        )
-    if scenario == "session_refresh":
-        return lambda keys, md: sessions.RefreshSession(
-            sessions_pb2.RefreshSessionRequest(id=random.choice(keys)), metadata=md
-        )
-    if scenario == "character_patch":
-        mask = field_mask_pb2.FieldMask(paths=["money"])
-        return lambda keys, md: characters.UpdateCharacter(
-            characters_pb2.UpdateCharacterRequest(
-                character=characters_pb2.Character(id=random.choice(keys), money=random.randint(0, 10**6)),
-                update_mask=mask,
-            ),
-            metadata=md,
-        )
-    raise ValueError(f"unknown scenario {scenario}")
+    stubs = {
+        "user_id": users_pb2_grpc.UserServiceStub(channel).GetUser,
+        "character_id": characters_pb2_grpc.CharacterDbServiceStub(channel).GetCharacter,
+        "character_batch": characters_pb2_grpc.CharacterDbServiceStub(channel).GetCharacters,
+        "session_lookup": sessions_pb2_grpc.SessionServiceStub(channel).GetSessionByToken,
+        "session_refresh": sessions_pb2_grpc.SessionServiceStub(channel).RefreshSession,
+        "character_patch": characters_pb2_grpc.CharacterDbServiceStub(channel).UpdateCharacter,
+    }
+    if scenario not in stubs:
+        raise ValueError(f"unknown scenario {scenario}")
+    stub = stubs[scenario]
+    return lambda keys, md: stub(_request(scenario, keys, batch), metadata=md)
 
 
 def _cpu_seconds() -> float:
@@ -223,6 +232,157 @@ def call_once(*, address: str, api_key: str, scenario: str, keys: list[str], bat
 
     with grpc.insecure_channel(address) as channel:
         return _call_for(scenario, channel, batch)(keys, (("authorization", f"Api-Key {api_key}"),))
+
+
+# -- h2load: a C load generator for the lookups -------------------------------------------------------
+
+
+def ensure_h2load() -> str:
+    """The h2load executable (Debian's nghttp2-client), installed when missing and this process is root."""
+    path = shutil.which("h2load")
+    if not path and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing h2load (apt-get install -y nghttp2-client) ...", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-qq", "nghttp2-client"]
+        if subprocess.run(install, env=env, check=False, stdout=subprocess.DEVNULL).returncode:
+            subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, stdout=subprocess.DEVNULL)
+            subprocess.run(install, env=env, check=True, stdout=subprocess.DEVNULL)
+        path = shutil.which("h2load")
+    if not path:
+        raise RuntimeError("h2load is not installed: apt-get install -y nghttp2-client (scripts/services.sh does)")
+    return path
+
+
+def h2load_version(h2load: str) -> str:
+    out = subprocess.run([h2load, "--version"], capture_output=True, text=True, check=False).stdout.split()
+    return out[-1] if out else "unknown"
+
+
+def grpc_frame(message) -> bytes:
+    """A unary gRPC request body: the length-prefixed message (no compression)."""
+    data = message.SerializeToString()
+    return b"\x00" + len(data).to_bytes(4, "big") + data
+
+
+def call_raw(*, address: str, api_key: str, path: str, data: bytes, timeout: float = 10.0) -> bytes:
+    """One call of method `path` with the encoded request `data`; the encoded answer, or grpc.RpcError."""
+    import grpc
+
+    with grpc.insecure_channel(address) as channel:
+        method = channel.unary_unary(path, request_serializer=None, response_deserializer=None)
+        return method(data, metadata=(("authorization", f"Api-Key {api_key}"),), timeout=timeout)
+
+
+def run_h2load(
+    h2load: str,
+    *,
+    address: str,
+    api_key: str,
+    scenario: str,
+    keys: list[str],
+    duration: float,
+    connections: int,
+    threads: int,
+    batch: int = 50,
+) -> dict:
+    """Drive `scenario` with h2load over h2c: `connections` connections, one call in flight on each (as wrk).
+
+    h2load sends one body for every request, so a run repeats one request drawn from `keys` (a batch: one
+    draw of `batch` ids); and it reads no trailers, where gRPC puts the call's status: before the run the
+    same body is sent once through grpcio and must answer OK, and `verify_h2load` checks afterwards that the
+    server's own request metrics counted as many OK calls as h2load completed."""
+    if scenario not in H2LOAD_SCENARIOS:
+        raise ValueError(f"h2load drives only {', '.join(H2LOAD_SCENARIOS)}")
+    path = METHOD_PATHS[scenario]
+    request = _request(scenario, keys, batch)
+    call_raw(address=address, api_key=api_key, path=path, data=request.SerializeToString())
+    with tempfile.TemporaryDirectory(prefix="questdb-h2load-") as tmp:
+        body, log = Path(tmp) / "body", Path(tmp) / "log"
+        body.write_bytes(grpc_frame(request))
+        command = [
+            h2load,
+            f"--clients={connections}",
+            f"--threads={min(threads, connections)}",
+            "--max-concurrent-streams=1",
+            f"--duration={max(1, round(duration))}",
+            f"--data={body}",
+            "--header=content-type: application/grpc",
+            "--header=te: trailers",
+            f"--header=authorization: Api-Key {api_key}",
+            f"--log-file={log}",
+            f"http://{address}{path}",
+        ]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60, stdin=subprocess.DEVNULL)
+        if out.returncode:
+            raise RuntimeError(f"h2load exited with {out.returncode}:\n{out.stdout}\n{out.stderr}")
+        entries = [line.split("\t") for line in log.read_text().splitlines() if line]
+    statuses = Counter(fields[1] for fields in entries)
+    latencies = sorted(int(fields[2]) / 1e6 for fields in entries if fields[1] == "200")
+    calls = len(latencies)
+    seconds = max(1, round(duration))
+
+    def percentile(p: float) -> float:
+        return round(latencies[min(calls - 1, int(calls * p))] * 1000, 3) if calls else 0.0
+
+    per_call = batch if scenario == "character_batch" else 1
+    http_errors = sum(count for status, count in statuses.items() if status != "200")
+    return {
+        "scenario": scenario,
+        "path": path,
+        "calls": calls,
+        "seconds": seconds,
+        "errors": http_errors,
+        "error_codes": {f"HTTP {status}": count for status, count in statuses.items() if status != "200"},
+        "rps": round(calls / seconds, 1),
+        "items_per_second": round(calls * per_call / seconds, 1),
+        "p50_ms": percentile(0.5),
+        "p90_ms": percentile(0.9),
+        "p99_ms": percentile(0.99),
+        "max_ms": round(latencies[-1] * 1000, 3) if calls else 0.0,
+        "mean_ms": round(sum(latencies) / calls * 1000, 3) if calls else 0.0,
+        "connections": connections,
+        "command": " ".join(
+            "--header=authorization: Api-Key KEY" if arg.startswith("--header=authorization") else arg
+            for arg in command
+            if not arg.startswith(("--data=", "--log-file="))
+        ),
+        "summary": next((line.strip() for line in out.stdout.splitlines() if line.startswith("requests:")), ""),
+    }
+
+
+def served_calls(metrics_dir: Path, path: str) -> Counter:
+    """The server's own count of calls of method `path` by gRPC status (its request metric), from its
+    Prometheus multiprocess files."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    counts: Counter = Counter()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))
+    for metric in registry.collect():
+        for sample in metric.samples:
+            if (
+                sample.name == "questdb_http_request_duration_seconds_count"
+                and sample.labels.get("method") == "GRPC"
+                and sample.labels.get("route") == path
+            ):
+                counts[sample.labels["status"]] += int(sample.value)
+    return counts
+
+
+def verify_h2load(result: dict, before: Counter, after: Counter) -> dict:
+    """`result` with the server's view: its errors by gRPC status, and how many OK calls it served beyond (or
+    short of) those h2load completed (calls cut off at the end of the run: at most one per connection)."""
+    served = {status: after[status] - before.get(status, 0) for status in after}
+    failed = {status: count for status, count in served.items() if status != "OK" and count}
+    result["server_ok"] = served.get("OK", 0)
+    result["unmatched"] = result["server_ok"] - result["calls"]
+    result["errors"] += sum(failed.values())
+    result["error_codes"] = {**result["error_codes"], **failed}
+    if abs(result["unmatched"]) > result["connections"]:
+        result["errors"] += abs(result["unmatched"])
+        result["error_codes"]["unverified"] = result["unmatched"]
+    return result
 
 
 def run(

@@ -316,10 +316,19 @@ def markdown(data: dict) -> str:
             [
                 f"- gRPC: `manage.py grpcserver` (GRPC_PROCESSES={s['grpc'].get('processes', 1)} x "
                 f"GRPC_MAX_WORKERS={s['grpc']['max_workers']}: gunicorn's workers x threads) beside gunicorn, on the "
-                "same database, Redis and cache; load from "
-                f"bench.grpc_load, {s['grpc']['load_processes']} processes x "
+                "same database, Redis and cache. Load: "
+                + (
+                    f"h2load {s['grpc']['h2load']} (C, as wrk) for the warm lookups and the warm batch, "
+                    f"{s['wrk']['connections']} connections with one call in flight each, one request per run, "
+                    "every call checked against the server's own count of OK calls; "
+                    if s["grpc"].get("h2load")
+                    else ""
+                )
+                + "bench.grpc_load (grpcio's Python client) for "
+                + ("the cold runs and the writes" if s["grpc"].get("h2load") else "every run")
+                + f", {s['grpc']['load_processes']} processes x "
                 f"{s['grpc']['calls_in_flight_per_process']} blocking calls "
-                "in flight, each on its own connection (as many as wrk's connections), grpcio's Python client."
+                "in flight, each on its own connection (as many as wrk's connections), a new key per call."
             ]
             if s.get("grpc")
             else []
@@ -462,9 +471,11 @@ def markdown(data: dict) -> str:
         "- gRPC: each scenario runs over gRPC right after its REST runs, with the same keys, the same state (cold: "
         "Redis flushed first; warm: questdb's REST warm-up fills the cache both read) and as many calls in flight as "
         "wrk has connections. req/s vs REST is its calls/s over questdb's REST req/s for the same scenario and state; "
-        "p50/p99 vs REST compare latencies the same way. The load generator is Python (grpcio's blocking stubs), "
-        "which costs more CPU per call than wrk costs per request (see its column) on the cores the servers share; "
-        "the gRPC server is one process (one GIL) with as many threads as gunicorn's processes have together.",
+        "p50/p99 vs REST compare latencies the same way. Warm lookups and the warm batch are driven by h2load (C, "
+        "like wrk; HTTP/2 cleartext with a pre-framed request, one request repeated per run, since h2load sends one "
+        "body: the answer comes from the cache whichever hot key is asked), the rest by bench.grpc_load, Python "
+        "(grpcio's blocking stubs), which costs more CPU per call than wrk per request on the cores the servers "
+        "share (see its column); the gRPC server runs as many processes and threads as gunicorn.",
     ]
     out += invalidation_markdown(data.get("invalidation"))
     for profile in data.get("profiles") or ():

@@ -58,6 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=2,
         help="gRPC load processes (bench.grpc_load); the wrk connections are split among them (default 2)",
     )
+    parser.add_argument(
+        "--python-grpc-load",
+        action="store_true",
+        help="drive the warm gRPC lookups with bench.grpc_load too, instead of h2load",
+    )
     parser.add_argument("--hot-keys", type=int, default=2000, help="keys per family in the warm hot set")
     parser.add_argument("--fresh", action="store_true", help="drop and re-create the benchmark database")
     parser.add_argument(
@@ -176,6 +181,8 @@ class Bench:
         self.notes: list[str] = []
         self.servers: dict = {}
         self.grpc_pool: grpc_load.LoadPool | None = None
+        use_h2load = "grpc" in args.apps and not args.python_grpc_load
+        self.h2load: str | None = grpc_load.ensure_h2load() if use_h2load else None
         self._gunicorn: dict | None = None
         self.consumer: inv.ConsumerProcess | None = None
         self.invalidation: dict | None = None
@@ -401,12 +408,35 @@ class Bench:
         scenario = BY_NAME[scenario_name]
         metrics_dir = self.work / "metrics" / "grpc"
         keys = read_samples(self.samples, SAMPLE_OF[scenario_name], limit)
-        clients = [worker.pid for worker in self.grpc_pool.workers]
+        # h2load (C, as wrk) where one repeated request stands for the run: warm lookups, whose answer
+        # comes from the cache whichever hot key is asked. Cold runs and writes need a new key per call.
+        use_h2load = self.h2load is not None and state == WARM and scenario_name in grpc_load.H2LOAD_SCENARIOS
+        clients = [] if use_h2load else [worker.pid for worker in self.grpc_pool.workers]
         before = metrics.snapshot(metrics_dir, self.redis)
+        served_before = grpc_load.served_calls(metrics_dir, grpc_load.METHOD_PATHS[scenario_name])
         cpu_before = metrics.cpu(server.pids(), clients)
-        result = self.grpc_pool.run(scenario_name, keys, duration=self.args.duration, batch=BATCH_SIZE)
+        if use_h2load:
+            result = grpc_load.run_h2load(
+                self.h2load,
+                address=server.address,
+                api_key=self.api_key,
+                scenario=scenario_name,
+                keys=keys,
+                duration=self.args.duration,
+                connections=self.args.connections,
+                threads=self.args.threads,
+                batch=BATCH_SIZE,
+            )
+        else:
+            result = self.grpc_pool.run(scenario_name, keys, duration=self.args.duration, batch=BATCH_SIZE)
         cpu_after = metrics.cpu(server.pids(), clients)
         delta = metrics.snapshot(metrics_dir, self.redis).minus(before)
+        if use_h2load:
+            served_after = grpc_load.served_calls(metrics_dir, grpc_load.METHOD_PATHS[scenario_name])
+            result = grpc_load.verify_h2load(result, served_before, served_after)
+            load_text = f"h2load: {result['connections']} connections x 1 call in flight, one request per run"
+        else:
+            load_text = f"bench.grpc_load: {result['processes']} processes x {result['concurrency']} calls in flight"
         row = {
             "app": "grpc",
             "scenario": scenario_name,
@@ -425,8 +455,11 @@ class Bench:
             "socket_errors": 0,
             **metrics.summarize(delta, result["calls"]),
             **metrics.cpu_summary(cpu_before, cpu_after, result["seconds"], result["calls"]),
-            "load": f"bench.grpc_load: {result['processes']} processes x {result['concurrency']} calls in flight",
+            "load": load_text,
+            "generator": "h2load" if use_h2load else "bench.grpc_load",
         }
+        if use_h2load:
+            row.update(h2load=result["command"], server_ok=result["server_ok"], unmatched=result["unmatched"])
         self.results.append(row)
         print(report.progress_line(row), flush=True)
         return row
@@ -656,6 +689,7 @@ class Bench:
                 "max_workers": int(grpc_env["GRPC_MAX_WORKERS"]),
                 "load_processes": processes,
                 "calls_in_flight_per_process": max(1, self.args.connections // processes),
+                "h2load": grpc_load.h2load_version(self.h2load) if self.h2load else None,
             }
             if grpc_env
             else None,
