@@ -22,6 +22,7 @@ from django.db import close_old_connections, connections
 from questdb.db import router as routing
 from questdb.db.middleware import fall_back_to_primary
 from questdb.grpc import auth, errors
+from questdb.grpc.messages import passing_encoded
 from questdb.grpc.registry import RpcService
 from questdb.observability import record_request, request_id_for
 
@@ -40,10 +41,16 @@ class QuestdbInterceptor(grpc.ServerInterceptor):
             for service in services
             for method in _descriptor(service.name).methods
         }
+        # full method path -> its wrapped handler, built on its first call: the server's handlers are fixed
+        # once it starts, and grpcio asks the interceptor again on every call.
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
         path = handler_call_details.method
+        wrapped = self._wrapped.get(path)
+        if wrapped is not None:
+            return wrapped
+        handler = continuation(handler_call_details)
         if handler is None or path not in self.methods or handler.unary_unary is None:
             return handler  # health, reflection: no key needed
         behavior, writes = handler.unary_unary, self.methods[path]
@@ -51,9 +58,12 @@ class QuestdbInterceptor(grpc.ServerInterceptor):
         def run(request, context):
             return _run(path, writes, behavior, request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            run, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        wrapped = self._wrapped[path] = grpc.unary_unary_rpc_method_handler(
+            run,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=passing_encoded(handler.response_serializer),
         )
+        return wrapped
 
 
 def _descriptor(service_name: str):
@@ -109,21 +119,40 @@ def _run(path: str, writes: bool, behavior, request, context: grpc.ServicerConte
         )
 
 
-def _cancel_queries_when_abandoned(context: grpc.ServicerContext) -> threading.Event:
+class _Running:
+    __slots__ = ("answering",)
+
+    def __init__(self) -> None:
+        self.answering = True
+
+    def clear(self) -> None:
+        self.answering = False
+
+
+_threads = threading.local()
+
+
+def _thread_connections() -> list:
+    """This thread's connection wrappers: Django makes them once per thread and alias, so they are kept."""
+    wrappers = getattr(_threads, "connections", None)
+    if wrappers is None:
+        wrappers = _threads.connections = [connections[alias] for alias in connections]
+    return wrappers
+
+
+def _cancel_queries_when_abandoned(context: grpc.ServicerContext) -> _Running:
     """Once the RPC ends without its answer (deadline passed, caller cancelled), cancel the query it is
     still waiting for, so a lock wait or slow query does not outlive the caller's deadline."""
-    running = threading.Event()
-    running.set()
-    wrappers = [connections[alias] for alias in connections]  # this thread's; the callback runs on another
+    running = _Running()
+    wrappers = _thread_connections()  # this thread's; the callback runs on another
 
     def on_termination() -> None:
-        if not running.is_set():
-            return  # answered: nothing to cancel
-        for wrapper in wrappers:
-            connection = wrapper.connection
-            if connection is not None:
-                with contextlib.suppress(Exception):
-                    connection.cancel_safe(timeout=1)
+        if running.answering:
+            for wrapper in wrappers:
+                connection = wrapper.connection
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        connection.cancel_safe(timeout=1)
 
     context.add_callback(on_termination)
     return running

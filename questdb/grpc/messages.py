@@ -36,6 +36,46 @@ def by_content(build: Callable[[bytes, str], Message]) -> Callable[[bytes, str],
     return serialized
 
 
+class Encoded:
+    """A response already in its wire encoding, which the server sends as it is (see `passing_encoded`)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def passing_encoded(serialize: Callable[[Message], bytes] | None) -> Callable:
+    """A method's response serializer that sends an `Encoded` response's bytes unchanged: a cached answer
+    need not be parsed into a message only for grpcio to encode it again."""
+    if serialize is None:
+        return None
+
+    def serializer(response) -> bytes:
+        return response.data if type(response) is Encoded else serialize(response)
+
+    return serializer
+
+
+def field_bytes(number: int, data: bytes) -> bytes:
+    """`data` (an encoded message) as field `number` of an enclosing message: the encoding of a response
+    whose only set field is that message."""
+    return _tag(number) + _varint(len(data)) + data
+
+
+def _tag(number: int) -> bytes:
+    return _varint(number << 3 | 2)  # wire type 2: length-delimited
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 def from_payload(payload: dict, message: Message) -> Message:
     # Unknown keys are skipped: a JSON column holding a key the proto does not know still reads.
     return json_format.ParseDict(payload, message, ignore_unknown_fields=True)

@@ -1,6 +1,7 @@
 """Every method over a real server with Python's grpcio: success paths, error codes, scopes and metadata."""
 
 import json
+import time
 from datetime import timedelta
 
 import grpc
@@ -324,3 +325,27 @@ def test_a_cached_lookup_costs_no_sql(grpc_app, user, read_md, invalidation_proc
     )
     assert hits == 12
     assert metric(after, "questdb_http_request_duration_seconds_count", method="GRPC", status="OK") >= 12
+
+
+def test_the_batch_serves_a_pending_deletion_afresh_from_the_cache(grpc_app, user, read_md, invalidation_process):
+    """The batch remembers each cached record's encoded answer, except a pending deletion's: its countdown
+    moves, and past its purge time it is gone, with the record still cached."""
+    steady = Character.objects.create(user=user, name="Steady")
+    pending = Character.objects.create(
+        user=user, name="Leaving", deleted_at=timezone.now(), purge_at=timezone.now() + timedelta(seconds=6)
+    )
+    wait_for_invalidation()
+    request = cpb.GetCharactersRequest(ids=[str(pending.id), str(steady.id)])
+    grpc_app.characters.GetCharacters(request, metadata=read_md)  # fills
+    before = scrape(grpc_app.metrics_port)
+    first = grpc_app.characters.GetCharacters(request, metadata=read_md)
+    assert [c.name for c in first.characters] == ["Leaving", "Steady"]
+    assert 0 < first.characters[0].seconds_until_purge <= 6
+    time.sleep(max(0.0, pending.purge_at.timestamp() - time.time()) + 0.1)
+    gone = grpc_app.characters.GetCharacters(request, metadata=read_md)
+    assert [c.name for c in gone.characters] == ["Steady"]
+    assert list(gone.not_found_ids) == [str(pending.id)]
+    after = scrape(grpc_app.metrics_port)
+    assert metric(after, "django_db_execute_total") == metric(before, "django_db_execute_total")  # both cached
+    hits = metric(after, "questdb_cache_events_total", event="hit")
+    assert hits - metric(before, "questdb_cache_events_total", event="hit") == 4
