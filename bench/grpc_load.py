@@ -1,4 +1,5 @@
-"""A closed-loop gRPC load generator in separate processes (no ghz here): `python -m bench.grpc_load`.
+"""gRPC load for the benchmark: h2load for lookups (`run_h2load`), and a closed-loop Python generator in separate
+processes for any scenario: `python -m bench.grpc_load`.
 
 Each of `--processes` processes keeps `--concurrency` calls in flight (one thread each, each thread with its
 own channel and so its own connection, as each of wrk's connections is one: a server's worker processes share
@@ -410,25 +411,36 @@ def main() -> None:
     parser.add_argument("--scenario", required=True, choices=SCENARIOS)
     parser.add_argument("--keys", type=Path, required=True, help="a file of keys, one a line")
     parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--processes", type=int, default=2, help="load processes (with --h2load: its threads)")
+    parser.add_argument("--concurrency", type=int, default=8, help="calls in flight (with --h2load: connections)")
     parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--h2load", action="store_true", help=f"drive with h2load ({', '.join(H2LOAD_SCENARIOS)})")
     args = parser.parse_args()
     keys = [line for line in args.keys.read_text().splitlines() if line]
-    print(
-        json.dumps(
-            run(
-                address=args.address,
-                api_key=args.api_key,
-                scenario=args.scenario,
-                keys=keys,
-                duration=args.duration,
-                processes=args.processes,
-                concurrency=args.concurrency,
-                batch=args.batch,
-            )
+    if args.h2load:
+        result = run_h2load(
+            ensure_h2load(),
+            address=args.address,
+            api_key=args.api_key,
+            scenario=args.scenario,
+            keys=keys,
+            duration=args.duration,
+            connections=args.concurrency,
+            threads=args.processes,
+            batch=args.batch,
         )
-    )
+    else:
+        result = run(
+            address=args.address,
+            api_key=args.api_key,
+            scenario=args.scenario,
+            keys=keys,
+            duration=args.duration,
+            processes=args.processes,
+            concurrency=args.concurrency,
+            batch=args.batch,
+        )
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

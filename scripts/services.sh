@@ -11,6 +11,8 @@ command -v pg_ctlcluster >/dev/null 2>&1 || need_packages+=(postgresql postgresq
 command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
 command -v gpg >/dev/null 2>&1 || need_packages+=(gnupg)
 command -v wrk >/dev/null 2>&1 || need_packages+=(wrk)
+# h2load: the benchmark's gRPC load generator (HTTP/2, C), as wrk is its HTTP one.
+command -v h2load >/dev/null 2>&1 || need_packages+=(nghttp2-client)
 command -v pgbouncer >/dev/null 2>&1 || need_packages+=(pgbouncer)
 # The reverse proxy of the production topology (docker/nginx/); the slow-client tests run it.
 [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || need_packages+=(nginx)

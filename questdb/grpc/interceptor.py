@@ -17,7 +17,7 @@ import threading
 import time
 
 import grpc
-from django.db import close_old_connections, connections
+from django.db import connections
 
 from questdb.db import router as routing
 from questdb.db.middleware import fall_back_to_primary
@@ -77,8 +77,9 @@ def _run(path: str, writes: bool, behavior, request, context: grpc.ServicerConte
     metadata = dict(context.invocation_metadata())
     request_id = request_id_for(metadata.get(REQUEST_ID_KEY, ""))
     caller, status = None, grpc.StatusCode.OK
-    close_old_connections()
-    running = _cancel_queries_when_abandoned(context)
+    wrappers = _thread_connections()
+    _close_old_connections(wrappers)
+    running = _cancel_queries_when_abandoned(context, wrappers)
     try:
         min_lsn = _consistency_floor(metadata)
         caller = auth.authenticate(metadata, writes=writes)
@@ -107,7 +108,7 @@ def _run(path: str, writes: bool, behavior, request, context: grpc.ServicerConte
         context.abort_with_status(errors.status_of(failure, extra_metadata=((REQUEST_ID_KEY, request_id),)))
     finally:
         running.clear()
-        close_old_connections()
+        _close_old_connections(wrappers)
         record_request(
             method=LOG_METHOD,
             path=path,
@@ -140,11 +141,19 @@ def _thread_connections() -> list:
     return wrappers
 
 
-def _cancel_queries_when_abandoned(context: grpc.ServicerContext) -> _Running:
+def _close_old_connections(wrappers: list) -> None:
+    """Django's close_old_connections for this thread's wrappers: without an open connection there is
+    nothing to check (a connection goes back to its pool after each RPC), so most RPCs skip it."""
+    for wrapper in wrappers:
+        if wrapper.connection is not None:
+            wrapper.close_if_unusable_or_obsolete()
+
+
+def _cancel_queries_when_abandoned(context: grpc.ServicerContext, wrappers: list) -> _Running:
     """Once the RPC ends without its answer (deadline passed, caller cancelled), cancel the query it is
-    still waiting for, so a lock wait or slow query does not outlive the caller's deadline."""
+    still waiting for (on this thread's `wrappers`: the callback runs on another thread), so a lock wait
+    or slow query does not outlive the caller's deadline."""
     running = _Running()
-    wrappers = _thread_connections()  # this thread's; the callback runs on another
 
     def on_termination() -> None:
         if running.answering:
