@@ -131,6 +131,9 @@ def finish(data: dict, *, smoke: bool = False) -> dict:
             row["vs_rest"] = _ratio(row["rps"], rest["rps"]) if rest else None
             row["p50_vs_rest"] = _ratio(row["latency_ms"]["p50"], rest["latency_ms"]["p50"]) if rest else None
             row["p99_vs_rest"] = _ratio(row["latency_ms"]["p99"], rest["latency_ms"]["p99"]) if rest else None
+            # Server CPU per call over REST's per request: steadier than req/s when other work loads the machine.
+            cpu, rest_cpu = row.get("server_cpu_ms"), rest.get("server_cpu_ms") if rest else None
+            row["cpu_vs_rest"] = _ratio(cpu, rest_cpu) if cpu and rest_cpu else None
     ours = [row for row in results if row["app"] == "questdb"]
     points = [row for row in ours if row["group"] == "point" and row["state"] == WARM]
     writes = [row["vs_naive"] for row in ours if row["group"] == "write" and row["vs_naive"] is not None]
@@ -384,7 +387,7 @@ def markdown(data: dict) -> str:
         out += ["", "## questdb over gRPC (`manage.py grpcserver`), against the same scenario over REST", ""]
         header = ["RPC", "REST scenario", "state", "calls/s", "lookups/s", "p50 ms", "p99 ms", "errors", "SQL/call"]
         header += ["reads on replica", "cache hits", "server CPU ms/call", "load generator CPU ms/call"]
-        header += ["req/s vs REST", "p50 vs REST", "p99 vs REST", "batch vs single"]
+        header += ["req/s vs REST", "p50 vs REST", "p99 vs REST", "server CPU/call vs REST", "batch vs single"]
         rows = []
         for row in grpc_rows:
             rows.append(
@@ -405,6 +408,7 @@ def markdown(data: dict) -> str:
                     _x(row.get("vs_rest")),
                     _x(row.get("p50_vs_rest")),
                     _x(row.get("p99_vs_rest")),
+                    _x(row.get("cpu_vs_rest")),
                     _x(row["vs_single"]),
                 ]
             )
@@ -470,12 +474,14 @@ def markdown(data: dict) -> str:
         "mix, measured once (the mix after a warm-up of its read families).",
         "- gRPC: each scenario runs over gRPC right after its REST runs, with the same keys, the same state (cold: "
         "Redis flushed first; warm: questdb's REST warm-up fills the cache both read) and as many calls in flight as "
-        "wrk has connections. req/s vs REST is its calls/s over questdb's REST req/s for the same scenario and state; "
-        "p50/p99 vs REST compare latencies the same way. Warm lookups and the warm batch are driven by h2load (C, "
-        "like wrk; HTTP/2 cleartext with a pre-framed request, one request repeated per run, since h2load sends one "
-        "body: the answer comes from the cache whichever hot key is asked), the rest by bench.grpc_load, Python "
-        "(grpcio's blocking stubs), which costs more CPU per call than wrk per request on the cores the servers "
-        "share (see its column); the gRPC server runs as many processes and threads as gunicorn.",
+        "wrk has connections. req/s vs REST is its calls/s over questdb's REST req/s for the same scenario and state;"
+        " p50/p99 vs REST compare latencies the same way, and server CPU/call vs REST the server's CPU per call over "
+        "REST's per request (lower is cheaper; steadier than req/s when other work loads the machine). Warm lookups "
+        "and the warm batch are driven by h2load (C, like wrk; HTTP/2 cleartext with a pre-framed request, one "
+        "request repeated per run, since h2load sends one body: the answer comes from the cache whichever hot key is "
+        "asked), the rest by bench.grpc_load, Python (grpcio's blocking stubs), which costs more CPU per call than "
+        "wrk per request on the cores the servers share (see its column); the gRPC server runs as many processes and "
+        "threads as gunicorn.",
     ]
     out += invalidation_markdown(data.get("invalidation"))
     for profile in data.get("profiles") or ():
