@@ -156,7 +156,7 @@ class CharacterServicer(characters_pb2_grpc.CharacterDbServiceServicer):
         results = cached_lookups(
             ids,
             key_for=_character_key,
-            load_many=lookups._character_records,
+            load_many=lookups.character_records,
             serve=_serve_encoded,
             not_found=selectors.character_not_found,
         )

@@ -66,7 +66,7 @@ def character_payload(*, character_id) -> Payload:
     return serve_character(record)
 
 
-def _character_records(keys: list[Key]) -> dict[Key, bytes]:
+def character_records(keys: list[Key]) -> dict[Key, bytes]:
     characters = selectors.character_get_many(character_ids=[key.ident for key in keys])
     return {character_key(character.pk): character_record(character) for character in characters}
 
@@ -79,7 +79,7 @@ def character_payloads(*, character_ids: Sequence) -> list[LookupResult]:
     return cached_lookups(
         character_ids,
         key_for=character_key,
-        load_many=_character_records,
+        load_many=character_records,
         serve=serve_character,
         not_found=selectors.character_not_found,
     )
