@@ -67,6 +67,7 @@ def character_payload(*, character_id) -> Payload:
 
 
 def character_records(keys: list[Key]) -> dict[Key, bytes]:
+    """The records of the characters `keys` name that exist, in one query (a batch's misses)."""
     characters = selectors.character_get_many(character_ids=[key.ident for key in keys])
     return {character_key(character.pk): character_record(character) for character in characters}
 
