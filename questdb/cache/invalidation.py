@@ -49,7 +49,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils.module_loading import module_has_submodule
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from questdb.cache.keys import SHAPE_VERSION, Key
 from questdb.cache.store import _SCRIPTS, LUA, STAMP_TTL, heartbeat_key, lookup_cache
@@ -61,20 +61,36 @@ logger = logging.getLogger(__name__)
 # An arbitrary constant (bigint) naming "questdb cache invalidation leader" among advisory locks
 # (migrations use ...001, roles ...002).
 LEADER_LOCK_ID = 727_374_001_000_003
-KEYS_MODULE = "keys"  # where an app declares CHANGE_KEYS: {table: rows -> keys}
+KEYS_MODULE = "keys"  # where an app declares CHANGE_KEYS: {table: rows -> keys}, and CHANGE_EMBEDS
 INVALIDATE_CHUNK = 500  # keys per invalidation script call
 # Commit-to-Redis lag buckets (seconds), as exported at /metrics.
 LAG_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 REPLICA_WAIT_MS = 500  # how long an invalidation batch waits for CACHE_INVALIDATION_REPLICAS Redis replicas
 BACKLOG_LIMIT = 1_000_000  # the backlog is counted up to this many rows (a count must stay cheap)
 
-# One statement, one round trip: delete the rows whose invalidation Redis confirmed, read the next batch.
-# One snapshot: every row it returns committed before the WAL position it reads.
+# One statement, one round trip: delete the rows whose invalidation Redis confirmed, read the next batch, the
+# rows that embed its rows (CHANGE_EMBEDS) and the outbox's marker. One snapshot: every row it returns committed
+# before the WAL position it reads, and the marker vouches for exactly the outbox it read. It returns at least
+# one row (the head: id NULL when the batch is empty).
 BATCH_SQL = """
-    WITH done AS (DELETE FROM cache_changes WHERE id = ANY(%(done)s::bigint[]))
-    SELECT id, table_name, op, rows, extract(epoch FROM created_at)::float8, pg_current_wal_insert_lsn()::text
-    FROM cache_changes WHERE id <> ALL(%(done)s::bigint[]) ORDER BY id LIMIT %(limit)s
+    WITH done AS (DELETE FROM cache_changes WHERE id = ANY(%(done)s::bigint[])),
+    batch AS (
+        SELECT id, table_name, op, rows, extract(epoch FROM created_at)::float8 AS created
+        FROM cache_changes WHERE id <> ALL(%(done)s::bigint[]) ORDER BY id LIMIT %(limit)s
+    )
+    SELECT b.id, b.table_name, b.op, b.rows, b.created, pg_current_wal_insert_lsn()::text,
+        (SELECT token FROM cache_capture_marker LIMIT 1)
+    FROM (SELECT 1) head LEFT JOIN batch b ON true{embeds}
 """
+# Rows of another table whose cached payloads embed the batch's changed rows, as changes of that table.
+EMBED_SQL = """
+    UNION ALL
+    SELECT NULL, '{table}', 'EMBEDS', jsonb_agg(jsonb_build_object({columns})), NULL, NULL, NULL
+    FROM {table} e WHERE e.{column} IN (
+        SELECT (r ->> 'id')::{type} FROM batch, jsonb_array_elements(batch.rows) r WHERE batch.table_name = '{changed}'
+    ) HAVING count(*) > 0
+"""
+MARKER_SQL = "WITH gone AS (DELETE FROM cache_capture_marker) INSERT INTO cache_capture_marker (token) VALUES (%s)"
 BACKLOG_SQL = f"SELECT count(*) FROM (SELECT 1 FROM cache_changes LIMIT {BACKLOG_LIMIT}) pending"
 LSN_SQL = "SELECT pg_current_wal_insert_lsn()::text"
 
@@ -99,6 +115,32 @@ def discover_change_keys() -> dict[str, list[Callable[[list[dict]], Iterable[Key
     return handlers
 
 
+def discover_change_embeds() -> list[tuple[str, str, str, str, tuple[str, ...]]]:
+    """Every installed app's CHANGE_EMBEDS as (changed table, embedding table, column, type, key columns)."""
+    embeds = []
+    for app_config in apps.get_app_configs():
+        if module_has_submodule(app_config.module, KEYS_MODULE):
+            module = import_module(f"{app_config.name}.{KEYS_MODULE}")
+            for changed, (table, column, type_, columns) in getattr(module, "CHANGE_EMBEDS", {}).items():
+                embeds.append((changed, table, column, type_, tuple(columns)))
+    return embeds
+
+
+def batch_sql(embeds) -> str:
+    # Names come from the apps' own declarations (code, not input), never from the database.
+    parts = [
+        EMBED_SQL.format(
+            table=table,
+            column=column,
+            type=type_,
+            changed=changed,
+            columns=", ".join(f"'{name}', e.{name}" for name in columns),
+        )
+        for changed, table, column, type_, columns in embeds
+    ]
+    return BATCH_SQL.format(embeds="".join(parts))
+
+
 class ResetNeeded(Exception):
     """The heartbeat of this epoch is gone: Redis lost data, or a reset was asked for."""
 
@@ -117,9 +159,11 @@ class Consumer:
         self.database = database
         self.log = log or logger.info
         self.handlers = discover_change_keys()
+        self.batch_sql = batch_sql(discover_change_embeds())
         scripts = {**_SCRIPTS, **{name: (LUA / f"{name}.lua").read_text() for name in ("heartbeat", "epoch")}}
         self.scripts = {name: self.redis.register_script(source) for name, source in scripts.items()}
         self.epoch: bytes | None = None
+        self.marker: bytes | None = None  # the outbox marker this epoch vouches for (see lead)
         self.leading = False
         self.position = 0  # WAL position of the last invalidated batch
         self.backlog = 0
@@ -166,7 +210,7 @@ class Consumer:
     def lead(self, conn: psycopg.Connection, stop: threading.Event) -> None:
         # Losing a delete in a crash only means invalidating those rows again: no need to wait for its flush.
         conn.execute("SET synchronous_commit = off")
-        self.epoch = self.redis.hget(heartbeat_key(), "epoch")
+        self.epoch, self.marker = self.redis.hmget(heartbeat_key(), "epoch", "marker")
         invalidated: list[int] = []  # outbox rows whose invalidation Redis confirmed, deleted with the next read
         alive, t0 = self.beat()
         while not stop.is_set():
@@ -174,22 +218,34 @@ class Consumer:
                 self.new_epoch(conn)
                 alive, t0 = self.beat()
                 continue
-            rows = conn.execute(BATCH_SQL, {"done": invalidated, "limit": settings.CACHE_INVALIDATION_BATCH}).fetchall()
-            full = len(rows) >= settings.CACHE_INVALIDATION_BATCH
+            rows = conn.execute(
+                self.batch_sql, {"done": invalidated, "limit": settings.CACHE_INVALIDATION_BATCH}
+            ).fetchall()
+            head_lsn, marker = parse_lsn(rows[0][5]), rows[0][6]
+            if self.marker is None or marker is None or marker.encode() != self.marker:
+                # The unlogged outbox was emptied (crash recovery, a promoted standby, a restored base backup) or
+                # this epoch never vouched for it: changes may have been lost, so nothing cached is trusted.
+                self.log("the change outbox is not the one this cache epoch has read (crash recovery, failover)")
+                self.new_epoch(conn)
+                invalidated = []
+                alive, t0 = self.beat()
+                continue
+            changes = [row for row in rows if row[0] is not None]
+            full = len(changes) >= settings.CACHE_INVALIDATION_BATCH
             keys, lsn = [], self.position
-            if rows:
-                lsn = max(parse_lsn(row[5]) for row in rows)
-                if any(row[2] == "TRUNCATE" for row in rows):
+            if changes:
+                lsn = head_lsn
+                if any(row[2] == "TRUNCATE" for row in changes):
                     self.reset(conn)
                 keys = self.keys_for(rows)
             self.backlog = conn.execute(BACKLOG_SQL).fetchone()[0] if full else 0
             # The batch was read after t0; when it was not full, every change committed before t0 is in it.
             alive, t_next = self.beat(keys, lsn, seen_ms="" if full else str(t0))
             done = time.time()
-            self.lags.extend(done - row[4] for row in rows)
-            invalidated = [row[0] for row in rows]
+            self.lags.extend(done - row[4] for row in changes)
+            invalidated = [row[0] for row in changes]
             self.position, t0 = lsn, t_next
-            self.batches += 1 if rows else 0
+            self.batches += 1 if changes else 0
             if not full:
                 stop.wait(settings.CACHE_INVALIDATION_POLL)
 
@@ -198,25 +254,37 @@ class Consumer:
 
         Returns (1 if this epoch's heartbeat is still there else 0, Redis time in ms after the invalidations).
         """
-        pipe = self.redis.pipeline(transaction=False)
         if keys and settings.CACHE_INVALIDATION_REPLICAS:
             self.invalidate(keys, lsn)  # waits for the Redis replicas before the heartbeat may move
-        else:
-            self.invalidate(keys, lsn, client=pipe)
-        position = len(pipe)
-        self.scripts["heartbeat"](
-            keys=[heartbeat_key()], args=[self.epoch or "", seen_ms, lsn or self.position, self.backlog], client=pipe
-        )
-        if self.lags:
-            self._add_lags(pipe)
-        reply = pipe.execute()
+            keys = ()
+        try:
+            reply, position = self._beat(keys, lsn, seen_ms, with_lags=True)
+        except NoScriptError:
+            # Redis lost its scripts (a restart: the heartbeat is gone too). Nothing ran that needs them; the lag
+            # counters of that attempt did, so they are not sent again.
+            for script in self.scripts.values():
+                self.redis.script_load(script.script)
+            reply, position = self._beat(keys, lsn, seen_ms, with_lags=False)
         self.lags = []
         return reply[position]
 
+    def _beat(self, keys, lsn: int, seen_ms: str, *, with_lags: bool):
+        # EVALSHA straight on the pipeline: a Script call there makes redis-py send SCRIPT EXISTS first, a second
+        # round trip per batch.
+        pipe = self.redis.pipeline(transaction=False)
+        if keys:
+            self.invalidate(keys, lsn, client=pipe)
+        position = len(pipe)
+        heartbeat_args = [self.epoch or "", seen_ms, lsn or self.position, self.backlog]
+        pipe.evalsha(self.scripts["heartbeat"].sha, 1, heartbeat_key(), *heartbeat_args)
+        if self.lags and with_lags:
+            self._add_lags(pipe)
+        return pipe.execute(), position
+
     def keys_for(self, rows) -> list[Key]:
         keys: list[Key] = []
-        for _id, table, op, changed, _created, _lsn in rows:
-            if op == "TRUNCATE":
+        for _id, table, op, changed, _created, _lsn, _marker in rows:
+            if op == "TRUNCATE" or changed is None:
                 continue
             for handler in self.handlers.get(table, ()):
                 keys.extend(handler(changed))
@@ -228,7 +296,10 @@ class Consumer:
         for start in range(0, len(keys), INVALIDATE_CHUNK):
             chunk = keys[start : start + INVALIDATE_CHUNK]
             flat = [name for key in chunk for name in (key.value, key.stamp)]
-            self.scripts["invalidate"](keys=flat, args=[lsn, nonce, STAMP_TTL], client=client)
+            if client is None:
+                self.scripts["invalidate"](keys=flat, args=[lsn, nonce, STAMP_TTL])
+            else:  # a pipeline: see _beat
+                client.evalsha(self.scripts["invalidate"].sha, len(flat), *flat, lsn, nonce, STAMP_TTL)
         replicas = settings.CACHE_INVALIDATION_REPLICAS
         if replicas and keys and client is None:
             # Redis replicates asynchronously: a failover could lose invalidations its master confirmed.
@@ -262,6 +333,12 @@ class Consumer:
         floor = parse_lsn(conn.execute(LSN_SQL).fetchone()[0])
         self.epoch = uuid.uuid4().hex.encode()
         self.scripts["epoch"](keys=[heartbeat_key()], args=[self.epoch, floor, now_ms, floor])
+        # The outbox this epoch reads from now on: a crash that empties it takes the marker too (both unlogged).
+        # Until both sides hold the same marker, the next batch starts another epoch.
+        marker = uuid.uuid4().hex
+        conn.execute(MARKER_SQL, [marker])
+        self.redis.hset(heartbeat_key(), "marker", marker)
+        self.marker = marker.encode()
         self.position = floor
         if deleted:
             self.log(f"dropped {deleted} cached values")
