@@ -60,6 +60,7 @@ class OwnedPostgres:
         self.run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n")
+            conf.write("autovacuum = off\n")  # what vacuums the outbox here is the consumer
 
     def start(self) -> None:
         self.run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "120", "start")
@@ -227,3 +228,24 @@ def test_a_clean_restart_keeps_the_outbox_and_the_epoch(owned_postgres, redis_cl
             time.sleep(0.01)
         assert _epoch(redis_client) == epoch
         assert redis_client.exists(bystander) == 1
+
+
+def test_the_consumer_vacuums_the_outbox_where_autovacuum_does_not(owned_postgres, redis_client, monkeypatch):
+    monkeypatch.setattr(invalidation, "VACUUM_EVERY", 20)
+    user_id = _user(owned_postgres)
+
+    def vacuums() -> int:
+        with owned_postgres.connect() as conn:
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            return conn.execute(
+                "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'cache_changes'"
+            ).fetchone()[0]
+
+    with RunningConsumer(redis_client), owned_postgres.connect() as conn:
+        assert vacuums() == 0
+        for index in range(60):
+            conn.execute("UPDATE users SET name = %s WHERE id = %s", [f"n{index}", user_id])
+        deadline = time.monotonic() + 15
+        while vacuums() == 0:
+            assert time.monotonic() < deadline, "the consumer never vacuumed the outbox"
+            time.sleep(0.1)
