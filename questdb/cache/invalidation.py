@@ -1,6 +1,6 @@
 """Invalidation driven by the database's commits: the outbox consumer, its heartbeat, and its status.
 
-Triggers (questdb/migrations/0003_cache_changes.py) write every committed change of a
+Triggers (questdb/migrations/0003_cache_changes.py, 0004) write every committed change of a
 cached table into `cache_changes`, in the writer's own transaction, whoever the writer is.
 The consumer (`manage.py invalidate_cache`, one leader at a time under a PostgreSQL advisory
 lock) repeats, every CACHE_INVALIDATION_POLL seconds:
@@ -8,9 +8,10 @@ lock) repeats, every CACHE_INVALIDATION_POLL seconds:
 1. t0 = Redis's clock (the one clock every process compares against), read in the previous
    round trip to Redis;
 2. one statement reads the oldest batch of outbox rows with the primary's WAL insert position
-   (one snapshot, so that position is at or after every returned change's commit), and deletes
-   the previous batch, whose invalidation Redis has confirmed (by id: ids commit out of order,
-   so there is no "id > last seen" cursor);
+   (one snapshot, so that position is at or after every returned change's commit), the rows
+   that embed them (`CHANGE_EMBEDS` in an app's `keys.py`: a changed user's sessions) and the
+   outbox marker, and deletes the previous batch, whose invalidation Redis has confirmed (by id:
+   ids commit out of order, so there is no "id > last seen" cursor);
 3. the rows become cache keys through the apps' own key functions (`CHANGE_KEYS` in each
    app's `keys.py`);
 4. one Redis round trip: the invalidations (stamps at that position), then the heartbeat:
@@ -29,6 +30,11 @@ for), the consumer deletes every cached value and starts a new epoch whose floor
 primary's position read after the loss: fills read at or after it, so a lagging replica
 cannot put back a row whose invalidation stamp was lost; a fill that missed in an older
 epoch is refused.
+
+The outbox is UNLOGGED (0004): crash recovery, a promoted standby or a restored base backup
+leave it empty, and with it the marker row that each epoch writes into `cache_capture_marker`
+(unlogged too) and keeps in the heartbeat. A batch that reads no marker, or another one, starts
+a new epoch the same way: changes may have been lost, so nothing cached before is kept.
 """
 
 from __future__ import annotations
