@@ -228,6 +228,7 @@ class Consumer:
                 self.new_epoch(conn)
                 alive, t0 = self.beat()
                 continue
+            polled = time.monotonic()
             rows = conn.execute(
                 self.batch_sql, {"done": invalidated, "limit": settings.CACHE_INVALIDATION_BATCH}
             ).fetchall()
@@ -262,7 +263,9 @@ class Consumer:
                 deleted = 0
             self.batches += 1 if changes else 0
             if not full:
-                stop.wait(settings.CACHE_INVALIDATION_POLL)
+                # Poll every CACHE_INVALIDATION_POLL from the start of the last poll, not that long after its end:
+                # a change waits one interval at most, however long the batch took under load.
+                stop.wait(max(0.0, settings.CACHE_INVALIDATION_POLL - (time.monotonic() - polled)))
 
     def beat(self, keys: list[Key] = (), lsn: int = 0, *, seen_ms: str = "") -> tuple[int, int]:
         """One round trip: invalidate `keys`, then publish the heartbeat (and the lag observed so far).
