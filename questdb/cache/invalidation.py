@@ -232,7 +232,8 @@ class Consumer:
             rows = conn.execute(
                 self.batch_sql, {"done": invalidated, "limit": settings.CACHE_INVALIDATION_BATCH}
             ).fetchall()
-            head_lsn, marker = parse_lsn(rows[0][5]), rows[0][6]
+            head = next(row for row in rows if row[5] is not None)  # not an embedding row
+            head_lsn, marker = parse_lsn(head[5]), head[6]
             if self.marker is None or marker is None or marker.encode() != self.marker:
                 # The unlogged outbox was emptied (crash recovery, a promoted standby, a restored base backup) or
                 # this epoch never vouched for it: changes may have been lost, so nothing cached is trusted.
