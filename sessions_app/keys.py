@@ -6,8 +6,6 @@ The raw token never appears in a key.
 import hashlib
 from collections.abc import Iterable
 
-from django.db import DEFAULT_DB_ALIAS
-
 from questdb.cache.keys import Key
 from questdb.cache.store import lookup_cache
 from sessions_app.models import Session
@@ -34,19 +32,13 @@ def keys_of_session_rows(rows: list[dict]) -> list[Key]:
     return [key for row in rows for key in session_keys(session_id=row["id"], token=row["token"])]
 
 
-def keys_of_sessions_of_user_rows(rows: list[dict]) -> list[Key]:
-    """Session payloads embed their user: a changed user's sessions go stale with it.
-
-    From the primary: a replica may not have the sessions yet. A deleted user's sessions
-    are gone with the cascade, and each of those deletes is captured on its own.
-    """
-    user_ids = {row["id"] for row in rows}
-    sessions = Session.objects.using(DEFAULT_DB_ALIAS).filter(user_id__in=user_ids).values_list("id", "token")
-    return [key for session_id, token in sessions for key in session_keys(session_id=session_id, token=token)]
-
-
 # What the invalidation consumer (questdb.cache.invalidation) calls for each captured change of a table.
-CHANGE_KEYS = {"sessions": keys_of_session_rows, "users": keys_of_sessions_of_user_rows}
+CHANGE_KEYS = {"sessions": keys_of_session_rows}
+# Session payloads embed their user: a changed user's sessions go stale with it. The consumer reads them in the
+# statement that reads the batch (one round trip, one snapshot, on the primary): {changed table: (embedding
+# table, its column referencing the changed row's id, that column's type, the columns its CHANGE_KEYS need)}.
+# A deleted user's sessions are gone with the cascade, and each of those deletes is captured on its own.
+CHANGE_EMBEDS = {"users": ("sessions", "user_id", "uuid", ("id", "token"))}
 
 
 def invalidate_sessions(sessions: Iterable[Session]) -> None:

@@ -1,6 +1,6 @@
 """Invalidation driven by the database's commits: the outbox consumer, its heartbeat, and its status.
 
-Triggers (questdb/migrations/0003_cache_changes.py) write every committed change of a
+Triggers (questdb/migrations/0003_cache_changes.py, 0004) write every committed change of a
 cached table into `cache_changes`, in the writer's own transaction, whoever the writer is.
 The consumer (`manage.py invalidate_cache`, one leader at a time under a PostgreSQL advisory
 lock) repeats, every CACHE_INVALIDATION_POLL seconds:
@@ -8,9 +8,10 @@ lock) repeats, every CACHE_INVALIDATION_POLL seconds:
 1. t0 = Redis's clock (the one clock every process compares against), read in the previous
    round trip to Redis;
 2. one statement reads the oldest batch of outbox rows with the primary's WAL insert position
-   (one snapshot, so that position is at or after every returned change's commit), and deletes
-   the previous batch, whose invalidation Redis has confirmed (by id: ids commit out of order,
-   so there is no "id > last seen" cursor);
+   (one snapshot, so that position is at or after every returned change's commit), the rows
+   that embed them (`CHANGE_EMBEDS` in an app's `keys.py`: a changed user's sessions) and the
+   outbox marker, and deletes the previous batch, whose invalidation Redis has confirmed (by id:
+   ids commit out of order, so there is no "id > last seen" cursor);
 3. the rows become cache keys through the apps' own key functions (`CHANGE_KEYS` in each
    app's `keys.py`);
 4. one Redis round trip: the invalidations (stamps at that position), then the heartbeat:
@@ -29,6 +30,11 @@ for), the consumer deletes every cached value and starts a new epoch whose floor
 primary's position read after the loss: fills read at or after it, so a lagging replica
 cannot put back a row whose invalidation stamp was lost; a fill that missed in an older
 epoch is refused.
+
+The outbox is UNLOGGED (0004): crash recovery, a promoted standby or a restored base backup
+leave it empty, and with it the marker row that each epoch writes into `cache_capture_marker`
+(unlogged too) and keeps in the heartbeat. A batch that reads no marker, or another one, starts
+a new epoch the same way: changes may have been lost, so nothing cached before is kept.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils.module_loading import module_has_submodule
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from questdb.cache.keys import SHAPE_VERSION, Key
 from questdb.cache.store import _SCRIPTS, LUA, STAMP_TTL, changes_channel, heartbeat_key, lookup_cache
@@ -61,20 +67,39 @@ logger = logging.getLogger(__name__)
 # An arbitrary constant (bigint) naming "questdb cache invalidation leader" among advisory locks
 # (migrations use ...001, roles ...002).
 LEADER_LOCK_ID = 727_374_001_000_003
-KEYS_MODULE = "keys"  # where an app declares CHANGE_KEYS: {table: rows -> keys}
+KEYS_MODULE = "keys"  # where an app declares CHANGE_KEYS: {table: rows -> keys}, and CHANGE_EMBEDS
 INVALIDATE_CHUNK = 500  # keys per invalidation script call
 # Commit-to-Redis lag buckets (seconds), as exported at /metrics.
 LAG_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 REPLICA_WAIT_MS = 500  # how long an invalidation batch waits for CACHE_INVALIDATION_REPLICAS Redis replicas
+# The consumer vacuums the outbox itself after deleting this many rows: its deleted rows would otherwise pile up
+# wherever autovacuum is off or behind, and every poll would walk them.
+VACUUM_EVERY = 20_000
 BACKLOG_LIMIT = 1_000_000  # the backlog is counted up to this many rows (a count must stay cheap)
 
-# One statement, one round trip: delete the rows whose invalidation Redis confirmed, read the next batch.
-# One snapshot: every row it returns committed before the WAL position it reads.
+# One statement, one round trip: delete the rows whose invalidation Redis confirmed, read the next batch, the
+# rows that embed its rows (CHANGE_EMBEDS) and the outbox's marker. One snapshot: every row it returns committed
+# before the WAL position it reads, and the marker vouches for exactly the outbox it read. It returns at least
+# one row (the head: id NULL when the batch is empty).
 BATCH_SQL = """
-    WITH done AS (DELETE FROM cache_changes WHERE id = ANY(%(done)s::bigint[]))
-    SELECT id, table_name, op, rows, extract(epoch FROM created_at)::float8, pg_current_wal_insert_lsn()::text
-    FROM cache_changes WHERE id <> ALL(%(done)s::bigint[]) ORDER BY id LIMIT %(limit)s
+    WITH done AS (DELETE FROM cache_changes WHERE id = ANY(%(done)s::bigint[])),
+    batch AS (
+        SELECT id, table_name, op, rows, extract(epoch FROM created_at)::float8 AS created
+        FROM cache_changes WHERE id <> ALL(%(done)s::bigint[]) ORDER BY id LIMIT %(limit)s
+    )
+    SELECT b.id, b.table_name, b.op, b.rows, b.created, pg_current_wal_insert_lsn()::text,
+        (SELECT token FROM cache_capture_marker LIMIT 1)
+    FROM (SELECT 1) head LEFT JOIN batch b ON true{embeds}
 """
+# Rows of another table whose cached payloads embed the batch's changed rows, as changes of that table.
+EMBED_SQL = """
+    UNION ALL
+    SELECT NULL, '{table}', 'EMBEDS', jsonb_agg(jsonb_build_object({columns})), NULL, NULL, NULL
+    FROM {table} e WHERE e.{column} IN (
+        SELECT (r ->> 'id')::{type} FROM batch, jsonb_array_elements(batch.rows) r WHERE batch.table_name = '{changed}'
+    ) HAVING count(*) > 0
+"""
+MARKER_SQL = "WITH gone AS (DELETE FROM cache_capture_marker) INSERT INTO cache_capture_marker (token) VALUES (%s)"
 BACKLOG_SQL = f"SELECT count(*) FROM (SELECT 1 FROM cache_changes LIMIT {BACKLOG_LIMIT}) pending"
 LSN_SQL = "SELECT pg_current_wal_insert_lsn()::text"
 
@@ -99,6 +124,32 @@ def discover_change_keys() -> dict[str, list[Callable[[list[dict]], Iterable[Key
     return handlers
 
 
+def discover_change_embeds() -> list[tuple[str, str, str, str, tuple[str, ...]]]:
+    """Every installed app's CHANGE_EMBEDS as (changed table, embedding table, column, type, key columns)."""
+    embeds = []
+    for app_config in apps.get_app_configs():
+        if module_has_submodule(app_config.module, KEYS_MODULE):
+            module = import_module(f"{app_config.name}.{KEYS_MODULE}")
+            for changed, (table, column, type_, columns) in getattr(module, "CHANGE_EMBEDS", {}).items():
+                embeds.append((changed, table, column, type_, tuple(columns)))
+    return embeds
+
+
+def batch_sql(embeds) -> str:
+    # Names come from the apps' own declarations (code, not input), never from the database.
+    parts = [
+        EMBED_SQL.format(
+            table=table,
+            column=column,
+            type=type_,
+            changed=changed,
+            columns=", ".join(f"'{name}', e.{name}" for name in columns),
+        )
+        for changed, table, column, type_, columns in embeds
+    ]
+    return BATCH_SQL.format(embeds="".join(parts))
+
+
 class ResetNeeded(Exception):
     """The heartbeat of this epoch is gone: Redis lost data, or a reset was asked for."""
 
@@ -117,9 +168,11 @@ class Consumer:
         self.database = database
         self.log = log or logger.info
         self.handlers = discover_change_keys()
+        self.batch_sql = batch_sql(discover_change_embeds())
         scripts = {**_SCRIPTS, **{name: (LUA / f"{name}.lua").read_text() for name in ("heartbeat", "epoch")}}
         self.scripts = {name: self.redis.register_script(source) for name, source in scripts.items()}
         self.epoch: bytes | None = None
+        self.marker: bytes | None = None  # the outbox marker this epoch vouches for (see lead)
         self.leading = False
         self.position = 0  # WAL position of the last invalidated batch
         self.backlog = 0
@@ -166,59 +219,91 @@ class Consumer:
     def lead(self, conn: psycopg.Connection, stop: threading.Event) -> None:
         # Losing a delete in a crash only means invalidating those rows again: no need to wait for its flush.
         conn.execute("SET synchronous_commit = off")
-        self.epoch = self.redis.hget(heartbeat_key(), "epoch")
+        self.epoch, self.marker = self.redis.hmget(heartbeat_key(), "epoch", "marker")
         invalidated: list[int] = []  # outbox rows whose invalidation Redis confirmed, deleted with the next read
+        deleted = 0  # since the last vacuum
         alive, t0 = self.beat()
         while not stop.is_set():
             if not alive:
                 self.new_epoch(conn)
                 alive, t0 = self.beat()
                 continue
-            rows = conn.execute(BATCH_SQL, {"done": invalidated, "limit": settings.CACHE_INVALIDATION_BATCH}).fetchall()
-            full = len(rows) >= settings.CACHE_INVALIDATION_BATCH
+            polled = time.monotonic()
+            rows = conn.execute(
+                self.batch_sql, {"done": invalidated, "limit": settings.CACHE_INVALIDATION_BATCH}
+            ).fetchall()
+            head = next(row for row in rows if row[5] is not None)  # not an embedding row
+            head_lsn, marker = parse_lsn(head[5]), head[6]
+            if self.marker is None or marker is None or marker.encode() != self.marker:
+                # The unlogged outbox was emptied (crash recovery, a promoted standby, a restored base backup) or
+                # this epoch never vouched for it: changes may have been lost, so nothing cached is trusted.
+                self.log("the change outbox is not the one this cache epoch has read (crash recovery, failover)")
+                self.new_epoch(conn)
+                invalidated = []
+                alive, t0 = self.beat()
+                continue
+            changes = [row for row in rows if row[0] is not None]
+            full = len(changes) >= settings.CACHE_INVALIDATION_BATCH
             keys, lsn = [], self.position
-            if rows:
-                lsn = max(parse_lsn(row[5]) for row in rows)
-                if any(row[2] == "TRUNCATE" for row in rows):
+            if changes:
+                lsn = head_lsn
+                if any(row[2] == "TRUNCATE" for row in changes):
                     self.reset(conn)
                 keys = self.keys_for(rows)
             self.backlog = conn.execute(BACKLOG_SQL).fetchone()[0] if full else 0
             # The batch was read after t0; when it was not full, every change committed before t0 is in it.
             alive, t_next = self.beat(keys, lsn, seen_ms="" if full else str(t0))
             done = time.time()
-            self.lags.extend(done - row[4] for row in rows)
-            invalidated = [row[0] for row in rows]
+            self.lags.extend(done - row[4] for row in changes)
+            deleted += len(invalidated)
+            invalidated = [row[0] for row in changes]
             self.position, t0 = lsn, t_next
-            self.batches += 1 if rows else 0
+            if deleted >= VACUUM_EVERY:
+                # A role that does not own the outbox only gets a warning; the owner's autovacuum then does it.
+                conn.execute("VACUUM cache_changes")
+                deleted = 0
+            self.batches += 1 if changes else 0
             if not full:
-                stop.wait(settings.CACHE_INVALIDATION_POLL)
+                # Poll every CACHE_INVALIDATION_POLL from the start of the last poll, not that long after its end:
+                # a change waits one interval at most, however long the batch took under load.
+                stop.wait(max(0.0, settings.CACHE_INVALIDATION_POLL - (time.monotonic() - polled)))
 
     def beat(self, keys: list[Key] = (), lsn: int = 0, *, seen_ms: str = "") -> tuple[int, int]:
         """One round trip: invalidate `keys`, then publish the heartbeat (and the lag observed so far).
 
         Returns (1 if this epoch's heartbeat is still there else 0, Redis time in ms after the invalidations).
         """
-        pipe = self.redis.pipeline(transaction=False)
         if keys and settings.CACHE_INVALIDATION_REPLICAS:
             self.invalidate(keys, lsn)  # waits for the Redis replicas before the heartbeat may move
-        else:
-            self.invalidate(keys, lsn, client=pipe)
-        position = len(pipe)
-        self.scripts["heartbeat"](
-            keys=[heartbeat_key()],
-            args=[self.epoch or "", seen_ms, lsn or self.position, self.backlog, changes_channel()],
-            client=pipe,
-        )
-        if self.lags:
-            self._add_lags(pipe)
-        reply = pipe.execute()
+            keys = ()
+        try:
+            reply, position = self._beat(keys, lsn, seen_ms, with_lags=True)
+        except NoScriptError:
+            # Redis lost its scripts (a restart: the heartbeat is gone too). Nothing ran that needs them; the lag
+            # counters of that attempt did, so they are not sent again.
+            for script in self.scripts.values():
+                self.redis.script_load(script.script)
+            reply, position = self._beat(keys, lsn, seen_ms, with_lags=False)
         self.lags = []
         return reply[position]
 
+    def _beat(self, keys, lsn: int, seen_ms: str, *, with_lags: bool):
+        # EVALSHA straight on the pipeline: a Script call there makes redis-py send SCRIPT EXISTS first, a second
+        # round trip per batch.
+        pipe = self.redis.pipeline(transaction=False)
+        if keys:
+            self.invalidate(keys, lsn, client=pipe)
+        position = len(pipe)
+        heartbeat_args = [self.epoch or "", seen_ms, lsn or self.position, self.backlog, changes_channel()]
+        pipe.evalsha(self.scripts["heartbeat"].sha, 1, heartbeat_key(), *heartbeat_args)
+        if self.lags and with_lags:
+            self._add_lags(pipe)
+        return pipe.execute(), position
+
     def keys_for(self, rows) -> list[Key]:
         keys: list[Key] = []
-        for _id, table, op, changed, _created, _lsn in rows:
-            if op == "TRUNCATE":
+        for _id, table, op, changed, _created, _lsn, _marker in rows:
+            if op == "TRUNCATE" or changed is None:
                 continue
             for handler in self.handlers.get(table, ()):
                 keys.extend(handler(changed))
@@ -226,11 +311,14 @@ class Consumer:
 
     def invalidate(self, keys: list[Key], lsn: int, *, client=None) -> None:
         """Invalidate `keys` with stamps at `lsn`; queued on `client` (a pipeline) when one is given."""
-        nonce = uuid.uuid4().hex
+        nonce, channel = uuid.uuid4().hex, changes_channel()
         for start in range(0, len(keys), INVALIDATE_CHUNK):
             chunk = keys[start : start + INVALIDATE_CHUNK]
             flat = [name for key in chunk for name in (key.value, key.stamp)]
-            self.scripts["invalidate"](keys=flat, args=[lsn, nonce, STAMP_TTL, changes_channel()], client=client)
+            if client is None:
+                self.scripts["invalidate"](keys=flat, args=[lsn, nonce, STAMP_TTL, channel])
+            else:  # a pipeline: see _beat
+                client.evalsha(self.scripts["invalidate"].sha, len(flat), *flat, lsn, nonce, STAMP_TTL, channel)
         replicas = settings.CACHE_INVALIDATION_REPLICAS
         if replicas and keys and client is None:
             # Redis replicates asynchronously: a failover could lose invalidations its master confirmed.
@@ -264,6 +352,12 @@ class Consumer:
         floor = parse_lsn(conn.execute(LSN_SQL).fetchone()[0])
         self.epoch = uuid.uuid4().hex.encode()
         self.scripts["epoch"](keys=[heartbeat_key()], args=[self.epoch, floor, now_ms, floor, changes_channel()])
+        # The outbox this epoch reads from now on: a crash that empties it takes the marker too (both unlogged).
+        # Until both sides hold the same marker, the next batch starts another epoch.
+        marker = uuid.uuid4().hex
+        conn.execute(MARKER_SQL, [marker])
+        self.redis.hset(heartbeat_key(), "marker", marker)
+        self.marker = marker.encode()
         self.position = floor
         if deleted:
             self.log(f"dropped {deleted} cached values")
