@@ -31,6 +31,7 @@ The guarantees and how they are kept:
 """
 
 import collections
+import contextlib
 import itertools
 import logging
 import os
@@ -187,12 +188,8 @@ class LookupCache:
         local = self._local_hits(near, (key,))
         if local:
             return local[key]
-        token = near.reserve((key.value,)) if near is not None else None
-        try:
+        with _reserved(near, (key,)) as token:
             return self._get_or_fill(client, key, load, near, token)
-        finally:
-            if token is not None:
-                near.release(token, (key.value,))
 
     def _get_or_fill(self, client, key: Key, load, near: LocalCache | None, token: int | None) -> bytes | None:
         try:
@@ -269,13 +266,8 @@ class LookupCache:
         missing = [key for key in keys if key not in records]
         if not missing:
             return records
-        names = [key.value for key in missing]
-        token = near.reserve(names) if near is not None else None
-        try:
+        with _reserved(near, missing) as token:
             records.update(self._get_or_fill_many(client, missing, load_many, near, token))
-        finally:
-            if token is not None:
-                near.release(token, names)
         return records
 
     def _get_or_fill_many(self, client, keys: list[Key], load_many, near: LocalCache | None, token: int | None):
@@ -352,26 +344,21 @@ class LookupCache:
         missing = [key for key in keys if key not in records]
         if not missing:
             return records
-        names = [key.value for key in missing]
-        token = near.reserve(names) if near is not None else None
-        try:
-            reply = self._lookup_many(missing)
+        with _reserved(near, missing) as token:
+            try:
+                reply = self._lookup_many(missing)
+            except Exception as error:
+                if not _is_redis_error(error):
+                    raise
+                self.note_failure(error)
+                return records
             if reply[0] != 1:
                 return records  # untrusted: Django answers from the database (and counts it)
             found = {key: value for key, value in zip(missing, reply[3::2], strict=True) if value is not None}
             _count(found, "hit")
-            records.update(found)
             if near is not None:
-                near.keep(token, {key.value: records[key] for key in missing if key in records})
-            return records
-        except Exception as error:
-            if not _is_redis_error(error):
-                raise
-            self.note_failure(error)
-            return records
-        finally:
-            if token is not None:
-                near.release(token, names)
+                near.keep(token, {key.value: value for key, value in found.items()})
+        return {**records, **found}
 
     @staticmethod
     def _many_replies(keys: list[Key], replies: list, *, trusted: bool) -> tuple[dict, dict]:
@@ -503,6 +490,18 @@ class LookupCache:
             self._pending_overflowed = self._pending_overflowed or overflowed
             self.note_failure(error)
             return False
+
+
+@contextlib.contextmanager
+def _reserved(near: LocalCache | None, keys: Sequence[Key]):
+    """Reserve `keys` in the local layer while Redis is asked for them: the token `keep` needs (None: no layer)."""
+    names = [key.value for key in keys]
+    token = near.reserve(names) if near is not None else None
+    try:
+        yield token
+    finally:
+        if token is not None:
+            near.release(token, names)
 
 
 def _count(keys: Iterable[Key], event: str) -> None:
