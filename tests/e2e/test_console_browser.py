@@ -29,6 +29,17 @@ pytestmark = [
 ]
 
 
+def navigate(browser, element) -> None:
+    """Click a link or button that loads a page, and wait until the new page has replaced the old one
+    (a click returns once dispatched: reading the page at once may read the old one)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    element.click()
+    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(element))
+    WebDriverWait(browser, 15).until(lambda driver: driver.execute_script("return document.readyState") == "complete")
+
+
 @pytest.fixture
 def browser():
     from selenium import webdriver
@@ -93,7 +104,7 @@ def test_a_support_lead_edits_deletes_restores_and_finds_it_all_audited(browser,
     browser.find_element(By.NAME, "username").send_keys("lead")
     browser.find_element(By.NAME, "password").send_keys("a-long-staff-password")
     shot(browser, "01-sign-in")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    navigate(browser, browser.find_element(By.CSS_SELECTOR, "input[type=submit]"))
     assert "questdb staff console" in browser.page_source
     shot(browser, "02-dashboard")
 
@@ -115,7 +126,7 @@ def test_a_support_lead_edits_deletes_restores_and_finds_it_all_audited(browser,
             json.loads(driver.find_element(By.NAME, "stats").get_attribute("value") or "{}").get("level") == 42
         )
     )
-    browser.find_element(By.NAME, "_continue").click()
+    navigate(browser, browser.find_element(By.NAME, "_continue"))
     assert "was changed successfully" in browser.page_source, _errors_on(browser)
     shot(browser, "05-saved")
 
@@ -129,18 +140,18 @@ def test_a_support_lead_edits_deletes_restores_and_finds_it_all_audited(browser,
         time.sleep(0.2)
     assert level_seen == 42
 
-    browser.find_element(By.ID, "schedule-deletion-link").click()
+    navigate(browser, browser.find_element(By.ID, "schedule-deletion-link"))
     assert "deleted for good at" in browser.page_source
     shot(browser, "06-schedule-deletion-confirmation")
-    browser.find_element(By.ID, "confirm-button").click()
+    navigate(browser, browser.find_element(By.ID, "confirm-button"))
     assert browser.find_element(By.ID, "pending-deletion-banner").is_displayed()
     shot(browser, "07-pending-deletion")
-    browser.find_element(By.ID, "restore-button").click()
+    navigate(browser, browser.find_element(By.ID, "restore-button"))
     shot(browser, "08-restored")
     assert "Restored 1 character(s)." in browser.page_source
     shot(browser, "08-restored")
 
-    browser.find_element(By.ID, "audit-trail-link").click()
+    navigate(browser, browser.find_element(By.ID, "audit-trail-link"))
     page = browser.page_source
     assert "schedule_deletion" in page
     assert "restore" in page
