@@ -9,12 +9,45 @@ never logged.
 import itertools
 import json
 import logging
+import os
 import re
 import time
 import uuid
 
 from django.db import connections
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Gauge, Histogram, values
+
+
+class _ProcessId:
+    """This process's id, kept current by a fork hook rather than asked of the kernel on every metric update."""
+
+    value = os.getpid()
+
+    @classmethod
+    def refresh(cls) -> None:
+        cls.value = os.getpid()
+
+    @classmethod
+    def get(cls) -> int:
+        return cls.value
+
+
+os.register_at_fork(after_in_child=_ProcessId.refresh)
+
+
+def multiprocess_value_class():
+    """prometheus_client's multiprocess value class, told the process id by `_ProcessId`.
+
+    Its default calls os.getpid() on every update to notice a fork; a cache hit updates several
+    metrics, and that call was the hit path's largest own cost in a profile.
+    """
+    return values.MultiProcessValue(process_identifier=_ProcessId.get)
+
+
+# prometheus_client picked its value class at import; Django's logging setup imports this module before any
+# app defines a metric (the JSON formatter lives here), so every series gets the cheaper one.
+if getattr(values.ValueClass, "_multiprocess", False):
+    values.ValueClass = multiprocess_value_class()
 
 request_logger = logging.getLogger("questdb.request")
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

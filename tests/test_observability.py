@@ -71,3 +71,45 @@ def test_made_up_http_methods_do_not_grow_the_metrics(client):
     after = series()
     assert after - before == set()
     assert not any("M0001X" in name or "/no/such" in name for name in after)
+
+
+def test_metrics_written_after_a_fork_go_to_the_childs_own_file(tmp_path):
+    """The process id the multiprocess metrics use is kept by a fork hook, not asked for on each update."""
+    import os
+    import subprocess
+    import sys
+
+    script = f"""
+import os
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = {str(tmp_path)!r}
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "questdb.config.settings")
+import django
+django.setup()
+from prometheus_client import Counter
+from questdb import observability
+from prometheus_client import values
+assert values.ValueClass is not None and getattr(values.ValueClass, "_multiprocess", False)
+forked = Counter("questdb_test_forked", "A counter written by two processes.")
+forked.inc()
+child = os.fork()
+if child == 0:
+    forked.inc(5)
+    os._exit(0)
+os.waitpid(child, 0)
+print(os.getpid(), child)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=os.getcwd(), check=True
+    )
+    parent, child = done.stdout.split()
+    from prometheus_client.mmap_dict import MmapedDict
+
+    def total(pid: str) -> float:
+        mapped = MmapedDict(str(tmp_path / f"counter_{pid}.db"))
+        try:
+            return sum(value for key, value, _ in mapped.read_all_values() if "questdb_test_forked" in key)
+        finally:
+            mapped.close()
+
+    assert total(parent) == 1
+    assert total(child) == 5  # reset after the fork: the child's file holds only its own count

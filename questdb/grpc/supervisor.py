@@ -38,6 +38,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from django.conf import settings
 
+from questdb.observability import multiprocess_value_class
+
 logger = logging.getLogger(__name__)
 
 KILL_AFTER_GRACE = 5.0  # seconds past GRPC_SHUTDOWN_GRACE before a worker still running is killed
@@ -58,7 +60,7 @@ def multiprocess_metrics_dir() -> str:
         path = tempfile.mkdtemp(prefix=f"questdb-grpc-metrics-{os.getpid()}-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     if not getattr(values.ValueClass, "_multiprocess", False):
-        values.ValueClass = values.MultiProcessValue()
+        values.ValueClass = multiprocess_value_class()
     return path
 
 
