@@ -11,7 +11,7 @@ from questdb.api import auth as api_keys
 from questdb.cache.store import lookup_cache
 from questdb.db import replicas
 from questdb.models import ServiceAPIKey
-from tests.cache.consumer import start_consumer_thread
+from tests.cache.consumer import ConsumerProcess, start_consumer_thread
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +85,15 @@ def api(client, write_key):
     client.defaults["HTTP_AUTHORIZATION"] = f"Api-Key {write_key}"
     api_keys.caller_for_key(write_key)  # remembered, so query counts show only the endpoint's own
     return client
+
+
+@pytest.fixture
+def invalidation_process(tmp_path):
+    """`manage.py invalidate_cache` in its own process on the suite's Redis, leading, stopped after the test."""
+    consumer = ConsumerProcess(redis_url=settings.REDIS_URL, log_path=tmp_path / "consumer.log").start()
+    consumer.wait_for("leading")
+    yield consumer
+    consumer.stop()
 
 
 @pytest.fixture

@@ -45,14 +45,6 @@ def world(make_user):
 
 
 @pytest.fixture
-def consumer(tmp_path):
-    process = ConsumerProcess(redis_url=settings.REDIS_URL, log_path=tmp_path / "consumer.log").start()
-    process.wait_for("leading")
-    yield process
-    process.stop()
-
-
-@pytest.fixture
 def shared_redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
@@ -75,7 +67,9 @@ def _status(answers: dict) -> dict:
 
 
 @pytest.mark.slow
-def test_plain_sql_updates_deletes_cascades_and_expiry_reach_every_lookup(world, consumer, write_key, shared_redis):
+def test_plain_sql_updates_deletes_cascades_and_expiry_reach_every_lookup(
+    world, invalidation_process, write_key, shared_redis
+):
     user, first, second, session = world
     with gunicorn() as base:
         http = requests.Session()
@@ -138,7 +132,7 @@ def test_plain_sql_updates_deletes_cascades_and_expiry_reach_every_lookup(world,
 
 @pytest.mark.slow
 def test_a_consumer_killed_mid_stream_invalidates_everything_after_its_restart(
-    api, make_user, consumer, shared_redis, tmp_path
+    api, make_user, invalidation_process, shared_redis, tmp_path
 ):
     users = [make_user(username=f"stream{i}", email=f"stream{i}@example.com") for i in range(20)]
     for i, user in enumerate(users):
@@ -149,7 +143,7 @@ def test_a_consumer_killed_mid_stream_invalidates_everything_after_its_restart(
             for user in users:
                 conn.execute("UPDATE users SET name = %s WHERE id = %s", [f"round {round_}", user.id])
             if round_ == 5:
-                consumer.kill(signal.SIGKILL)
+                invalidation_process.kill(signal.SIGKILL)
         for i, user in enumerate(users):  # and more while it is down
             conn.execute("UPDATE users SET name = 'final', username = %s WHERE id = %s", [f"renamed{i}", user.id])
 
@@ -198,7 +192,7 @@ def test_two_consumers_at_once_one_leads_and_the_other_takes_over_when_it_is_kil
 
 @pytest.mark.slow
 def test_the_api_answers_a_changed_row_within_the_staleness_bound_when_the_consumer_hangs(
-    world, consumer, write_key, shared_redis
+    world, invalidation_process, write_key, shared_redis
 ):
     user = world[0]
     with gunicorn() as base:
@@ -208,7 +202,7 @@ def test_the_api_answers_a_changed_row_within_the_staleness_bound_when_the_consu
         assert http.get(path, timeout=5).json()["name"] == ""
         assert http.get(f"{base}/readyz", timeout=5).json()["cache"]["trusted"] is True
 
-        consumer.kill(signal.SIGSTOP)  # hung: it still holds the leadership, its heartbeat stops
+        invalidation_process.kill(signal.SIGSTOP)  # hung: it still holds the leadership, its heartbeat stops
         try:
             external("UPDATE users SET name = 'fresh' WHERE id = %s", [user.id])
             changed = time.monotonic()
@@ -220,7 +214,7 @@ def test_the_api_answers_a_changed_row_within_the_staleness_bound_when_the_consu
             assert readiness.json()["cache"]["trusted"] is False
             assert 'questdb_cache_untrusted_total{family="user"}' in http.get(f"{base}/metrics", timeout=5).text
         finally:
-            consumer.kill(signal.SIGCONT)
+            invalidation_process.kill(signal.SIGCONT)
         wait_for_invalidation(shared_redis)
         assert http.get(f"{base}/readyz", timeout=5).json()["cache"]["trusted"] is True
         metrics = http.get(f"{base}/metrics", timeout=5).text

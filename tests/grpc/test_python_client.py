@@ -14,7 +14,7 @@ from questdb.v1 import characters_pb2 as cpb
 from questdb.v1 import sessions_pb2 as spb
 from questdb.v1 import users_pb2 as upb
 from sessions_app.models import Session
-from tests.cache.consumer import ConsumerProcess, wait_for_invalidation
+from tests.cache.consumer import wait_for_invalidation
 from tests.grpc.helpers import error_code, error_field, error_info, failure, metric, scrape
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -290,17 +290,6 @@ def test_request_ids_are_kept_and_logged_without_tokens(grpc_app, live_session, 
     text = log_text(grpc_app) + scrape(grpc_app.metrics_port)
     assert "secret-token-1" not in text
     assert write_md[0][1].split()[1] not in text
-
-
-@pytest.fixture
-def invalidation_process(tmp_path):
-    """The cache is trusted only while the invalidation consumer runs: one on the suite's Redis."""
-    from django.conf import settings
-
-    consumer = ConsumerProcess(redis_url=settings.REDIS_URL, log_path=tmp_path / "consumer.log").start()
-    consumer.wait_for("leading")
-    yield consumer
-    consumer.stop()
 
 
 def test_a_cached_lookup_costs_no_sql(grpc_app, user, read_md, invalidation_process):
