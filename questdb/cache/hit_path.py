@@ -88,6 +88,16 @@ class LookupRequest:
         """The declared charset, lower-case; empty when none is declared."""
         return self._content_type[1].get("charset", "").lower()
 
+    def json(self):
+        """The JSON body as the API's parser reads it (questdb/text.py's rules); None for any body it would
+        refuse or read otherwise (another content type or charset): Django answers those."""
+        if self.content_type != "application/json" or self.charset not in ("", "utf-8"):
+            return None
+        try:
+            return parse_json(self.body.decode("utf-8"))
+        except (InvalidInput, UnicodeDecodeError):
+            return None
+
 
 @dataclass(frozen=True)
 class CachedRead:
@@ -146,13 +156,11 @@ class CachedBatchRead:
 
 def _batch_ids(request: LookupRequest) -> list | None:
     """The ids of a well-formed batch body, as the API's parser and checks read them; else None."""
-    if request.environ.get("QUERY_STRING") or request.content_type != "application/json":
-        return None
-    if request.charset not in ("", "utf-8"):
+    if request.environ.get("QUERY_STRING"):
         return None
     try:
-        ids = batch_ids(parse_json(request.body.decode("utf-8")))
-    except (UnicodeDecodeError, InvalidInput):
+        ids = batch_ids(request.json())
+    except InvalidInput:
         return None
     return ids if 0 < len(ids) <= settings.API_BATCH_LIMIT else None
 
