@@ -387,7 +387,8 @@ class LookupCache:
                 EVENTS.labels(key.family, "hit_after_wait").inc()
                 return value
             if not client.exists(key.lock):
-                break
+                return None  # the filler gave up
+        EVENTS.labels(key.family, "wait_timeout").inc()  # the filler is slower than LOCK_WAIT_SECONDS
         return None
 
     def _fill(self, key: Key, stamp: bytes, payload: bytes, token: str, epoch: bytes) -> bool:

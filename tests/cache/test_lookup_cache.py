@@ -244,12 +244,15 @@ def test_a_burst_of_misses_on_one_key_costs_one_query(character, monkeypatch):
         barrier.wait()
         bodies.append(character_lookups.character_payload(character_id=character.id)[0])
 
+    timeouts = _events("character", "wait_timeout")
     threads = [threading.Thread(target=_closing(read)) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(5)
-    assert len(calls) == 1
+    # On a loaded machine the filler can outlast LOCK_WAIT_SECONDS: a waiter that gave up queries by itself.
+    assert len(calls) == 1 + (_events("character", "wait_timeout") - timeouts)
+    assert len(calls) < 8
     assert len(bodies) == 8
     assert len(set(bodies)) == 1
 
