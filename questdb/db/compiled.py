@@ -56,6 +56,7 @@ def row_converter(fields: list[Field]) -> Callable[[tuple], tuple]:
         columns.append((expression, converters))
 
     def convert(row: tuple) -> tuple:
+        connection = connections[DEFAULT_DB_ALIAS]  # this thread's: a connection belongs to the thread that opened it
         values = []
         for value, (expression, converters) in zip(row, columns, strict=True):
             for converter in converters:

@@ -1,6 +1,7 @@
 import uuid
 
 import pytest
+from django.db import connection
 
 from characters.models import Character
 from questdb.db.compiled import Compiled
@@ -35,6 +36,4 @@ def test_stand_ins_that_prepare_alike_are_refused():
 
 
 def _prepared_stand_in():
-    from django.db import connection
-
     return Character._meta.get_field("user").get_db_prep_value(uuid.UUID(int=7), connection)
