@@ -1,3 +1,4 @@
+import functools
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -9,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from questdb.db import router as routing
-from questdb.db.compiled import Compiled
+from questdb.db.compiled import Compiled, instance_loader
 from questdb.identifiers import parse_uuid
 from sessions_app.keys import invalidate_sessions
 from sessions_app.models import Session
@@ -23,7 +24,7 @@ def session_refresh(*, session_id) -> Session:
         raise session_not_found()
     now = timezone.now()
     extended = _extend(session_uuid, now=now, expires_at=now + timedelta(seconds=settings.SESSION_TTL))
-    session = Session.objects.using(DEFAULT_DB_ALIAS).select_related("user").filter(id=session_uuid).first()
+    session = _read(session_uuid)
     if extended and session is not None:
         invalidate_sessions([session])  # a plain statement sends no post_save signal
     return ensure_live(session, now)
@@ -35,6 +36,24 @@ def _extend(session_id, *, now, expires_at) -> bool:
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount > 0
+
+
+def _read(session_id) -> Session | None:
+    """The session with its user, from the primary (it may just have been extended there)."""
+    sql, params = _READ.bind(session_id=session_id)
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else _session_with_user()(row)
+
+
+def _read_query(*, session_id):
+    return Session.objects.using(DEFAULT_DB_ALIAS).select_related("user").filter(id=session_id).query.sql_with_params()
+
+
+@functools.cache
+def _session_with_user():
+    return instance_loader(Session, related="user")
 
 
 def _extend_query(*, session_id, now, expires_at):
@@ -53,6 +72,8 @@ _EXTEND = Compiled(
     now=(datetime(2000, 1, 1, tzinfo=UTC), Session._meta.get_field("updated_at")),
     expires_at=(datetime(2000, 1, 2, tzinfo=UTC), Session._meta.get_field("expires_at")),
 )
+# The read after it, compiled once too: it was another fifth of a refresh's CPU in the same profile.
+_READ = Compiled(_read_query, session_id=(uuid.UUID(int=1), Session._meta.pk))
 
 
 def sessions_expire(*, session_ids) -> int:

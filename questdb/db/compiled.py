@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Field
+from django.db.models import Field, Model
 
 
 class Compiled:
@@ -65,3 +65,32 @@ def row_converter(fields: list[Field]) -> Callable[[tuple], tuple]:
         return tuple(values)
 
     return convert
+
+
+def instance_loader(model: type[Model], *, related: str) -> Callable[[tuple], Model]:
+    """Turns a raw row of `model.objects.select_related(related)` into an instance with its related one attached.
+
+    Such a row holds the model's concrete columns, then the related model's, in their declared order (as the ORM's
+    compiler selects them); each part becomes an instance as the ORM builds it (`from_db`), so it can be saved.
+    """
+    relation = model._meta.get_field(related)
+    parts = [
+        (model, list(model._meta.concrete_fields)),
+        (relation.related_model, list(relation.related_model._meta.concrete_fields)),
+    ]
+    converters = [
+        (part, row_converter(fields), [field.attname for field in fields], len(fields)) for part, fields in parts
+    ]
+
+    def load(row: tuple) -> Model:
+        instances, start = [], 0
+        for part, convert, names, width in converters:
+            instances.append(part.from_db(DEFAULT_DB_ALIAS, names, convert(row[start : start + width])))
+            start += width
+        if start != len(row):
+            raise ValueError(f"a {model.__name__} row with {len(row)} columns, not {start}")
+        instance, related_instance = instances
+        relation.set_cached_value(instance, related_instance)
+        return instance
+
+    return load
