@@ -4,7 +4,8 @@ Seeding runs as `INSERT ... SELECT generate_series(...)` inside PostgreSQL, in b
 progress line can follow it. Ids are deterministic UUIDs (v4 layout) derived from each row's
 ordinal, so characters and sessions can name their owner without a lookup:
 - users 1..N; the first 1% (at least one) own 10 characters each: the list scenario's users;
-- characters 1..3N; after those, the others are dealt round-robin to the remaining users (2 or 3 each);
+- characters 1..KN (K = `--characters-per-user`, default 3); after those, the others are dealt round-robin to the
+  remaining users (K-1 to K each);
 - sessions 1..N, one live session per user (expiring in 30 days).
 """
 
@@ -30,6 +31,7 @@ def _uuid(prefix: str, ordinal: str) -> str:
 @dataclass(frozen=True)
 class Shape:
     users: int
+    characters_per_user: int = 3
 
     @property
     def list_users(self) -> int:
@@ -37,7 +39,7 @@ class Shape:
 
     @property
     def characters(self) -> int:
-        return 3 * self.users
+        return self.characters_per_user * self.users
 
     @property
     def sessions(self) -> int:
@@ -189,7 +191,7 @@ def seed(database: str, shape: Shape) -> float:
     with psycopg.connect(dsn(database), autocommit=True) as conn:
         conn.execute("TRUNCATE characters, sessions, account, verification, users")
         _insert(conn, "users", USERS_SQL, shape.users, params, batch)
-        _insert(conn, "characters", CHARACTERS_SQL, shape.characters, params, batch * 3)
+        _insert(conn, "characters", CHARACTERS_SQL, shape.characters, params, batch * shape.characters_per_user)
         _insert(conn, "sessions", SESSIONS_SQL, shape.sessions, params, batch)
         print("  vacuum analyze ...", flush=True)
         for table in ("users", "characters", "sessions"):

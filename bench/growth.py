@@ -1,8 +1,9 @@
 """`python -m bench.growth SMALL.json LARGE.json`: how lookup latency grows with the data.
 
 Reads two reports of `python -m bench` run at different sizes (`--users`) and prints, per
-lookup scenario and state, p50 at the larger size over p50 at the smaller one, and their
-median against the issue's target (1.3). Both runs should use the same scenarios and settings.
+lookup scenario and state, p50 at the larger size over p50 at the smaller one, their median and
+their worst; the target (1.2) holds when every one of them is within it. Both runs should use the
+same scenarios and settings.
 """
 
 import json
@@ -10,7 +11,7 @@ import statistics
 import sys
 from pathlib import Path
 
-TARGET = 1.3
+TARGET = 1.2
 LOOKUPS = ("point",)  # the point lookups: user, character and session
 
 
@@ -41,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"p50 at {sizes[1]:,} users / p50 at {sizes[0]:,} users")
     for (scenario, state), ratio in ratios.items():
         print(f"  {scenario:<16} {state:<5} {ratio:5.2f}")
-    median = statistics.median(ratios.values())
-    print(f"median {median:.2f} (target <= {TARGET}): {'holds' if median <= TARGET else 'MISSED'}")
+    median, worst = statistics.median(ratios.values()), max(ratios.values())
+    verdict = "holds" if worst <= TARGET else "MISSED"
+    print(f"median {median:.2f}, worst {worst:.2f} (target: every lookup <= {TARGET}): {verdict}")
     return 0
 
 

@@ -48,7 +48,15 @@ SETTINGS = {"questdb": "questdb.config.settings", "naive": "bench.naive.settings
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--users", type=int, help="dataset size: users (characters 3x, sessions 1x); default 100000")
+    parser.add_argument("--users", type=int, help="dataset size: users (sessions 1x); default 100000")
+    parser.add_argument(
+        "--characters-per-user",
+        type=int,
+        default=3,
+        choices=range(1, 10),
+        metavar="K",
+        help="characters per user on average, 1-9 (default 3; the list scenario's users own 10 whatever it is)",
+    )
     parser.add_argument("--duration", type=int, help="seconds of load per scenario run (default 10)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
@@ -167,7 +175,7 @@ def _runs_on(app: str, scenario) -> bool:
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.shape = dataset.Shape(args.users)
+        self.shape = dataset.Shape(args.users, args.characters_per_user)
         self.work = ROOT / "var" / "bench" / args.database
         self.samples = self.work / "samples"
         self.secret = secrets.token_urlsafe(64)
