@@ -46,7 +46,8 @@ def ascii_fold(text: str) -> str:
     follows the server's locale and maps 'İ' (U+0130) to 'i' where Python's gives 'i̇'.
     Usernames are ASCII; an email's other characters match exactly.
     """
-    return text.translate(_ASCII_FOLD)
+    # str.lower() of an ASCII string folds exactly the ASCII letters, and much faster than a translation table.
+    return text.lower() if text.isascii() else text.translate(_ASCII_FOLD)
 
 
 class AsciiFold(models.Func):

@@ -336,6 +336,25 @@ def test_the_trigger_records_old_and_new_identities_of_an_external_rename(make_u
     assert {row["email"] for row in rows} == {"before@example.com"}
 
 
+@pytest.mark.parametrize(
+    ("statement", "recorded"),
+    [
+        ("UPDATE users SET name = 'renamed', updated_at = now() WHERE id = %s", ["casefold"]),
+        # Case matters to the comparison: the old spelling's row is recorded too, whatever the fold makes of it.
+        ("UPDATE users SET username = 'CaseFold' WHERE id = %s", ["CaseFold", "casefold"]),
+        ("UPDATE users SET email = 'moved@example.com' WHERE id = %s", ["casefold", "casefold"]),
+    ],
+)
+def test_an_update_records_the_old_row_only_when_a_key_column_changed(make_user, statement, recorded):
+    user = make_user(username="casefold", email="casefold@example.com")
+    with connect() as conn:
+        conn.execute("DELETE FROM cache_changes")
+        conn.execute(statement, [user.id])
+        rows = conn.execute("SELECT rows FROM cache_changes").fetchone()[0]
+    assert sorted(row["username"] for row in rows) == sorted(recorded)
+    assert {row["id"] for row in rows} == {str(user.id)}
+
+
 def test_a_rolled_back_external_change_leaves_no_trace_in_the_outbox(make_user):
     user = make_user()
     with connect() as conn:
