@@ -255,6 +255,7 @@ class Bench:
             seconds = 0.0
         else:
             seconds = dataset.seed(args.database, shape)
+            self.redis.delete(inv.heartbeat_key(CACHE_KEY_PREFIX))  # a reset, as after a restore
         counts = dataset.write_samples(args.database, self.samples)
         print(f"  seeded in {seconds:.1f}s; samples in {self.samples}", flush=True)
         started = time.monotonic()
