@@ -382,11 +382,17 @@ class LookupCache:
         while time.monotonic() < deadline:
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
-            value = client.get(key.value)
+            # The lock first, then the value, in one round trip: a fill sets its value and drops its lock in one
+            # step, so a lock found gone with no value means the filler gave up (read the other way round, a fill
+            # landing between the two reads looked like giving up, and the waiter queried too).
+            pipe = client.pipeline(transaction=False)
+            pipe.exists(key.lock)
+            pipe.get(key.value)
+            locked, value = pipe.execute()
             if value is not None:
                 EVENTS.labels(key.family, "hit_after_wait").inc()
                 return value
-            if not client.exists(key.lock):
+            if not locked:
                 return None  # the filler gave up
         EVENTS.labels(key.family, "wait_timeout").inc()  # the filler is slower than LOCK_WAIT_SECONDS
         return None
