@@ -331,6 +331,12 @@ class Bench:
             time.sleep(0.1)
         raise RuntimeError(f"questdb's cache never became trusted; see {self.consumer.log_path}")
 
+    def flush_cache(self) -> None:
+        """Empty Redis for a cold run, then wait for the consumer's new epoch: a cold run measures misses on a
+        trusted cache, not the untrusted moments after a flush (every lookup read from the database)."""
+        self.redis.flushdb()
+        self._wait_for_trust(self.servers["questdb"])
+
     def _wait_for_replica(self, server: Server, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -602,7 +608,7 @@ class Bench:
         if app in ("questdb", "grpc"):
             # gRPC reads the same cache: questdb's REST warm-up fills it for both.
             if state == COLD:
-                self.redis.flushdb()
+                self.flush_cache()
             elif scenario.warms_up:
                 self.warm_up(self.servers["questdb"], [scenario.warm_with or scenario.name])
             elif scenario.name == "mix":
@@ -623,7 +629,7 @@ class Bench:
             self.notes.append("--profile was given but py-spy is not installed (pip install py-spy).")
             return
         if state == COLD:
-            self.redis.flushdb()
+            self.flush_cache()
         workers = server.worker_pids()
         name = f"{scenario_name}-{state}"
         raw = self.work / f"profile-{name}.raw.txt"
