@@ -12,28 +12,11 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import SignInAccount, User
-from audit.context import staff_action
-from characters.models import Character
 from questdb.admin import FilterLookupsOnly
+from questdb.console import registry
+from questdb.console.actions import staff_action
 from questdb.console.confirmation import confirmation, confirmed
 from questdb.console.display import utc, utc_column
-from sessions_app import services as session_services
-from sessions_app.models import Session
-
-
-class CharacterInline(admin.TabularInline):
-    model = Character
-    fields = ("name", "money", "is_active", "deleted", "purges", "created")
-    readonly_fields = fields
-    extra = 0
-    show_change_link = True
-    can_delete = False
-    deleted = utc_column("deleted_at", "deletion scheduled")
-    purges = utc_column("purge_at", "purged at")
-    created = utc_column("created_at", "created")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False  # characters are created through their own form, which applies the rules
 
 
 class SignInAccountInline(admin.TabularInline):
@@ -49,26 +32,6 @@ class SignInAccountInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False  # the identity app links providers
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class SessionInline(admin.TabularInline):
-    """Read-only; "Sign out everywhere" on the user's page ends them all."""
-
-    model = Session
-    fields = ("ip_address", "user_agent", "expires", "created")
-    readonly_fields = fields
-    exclude = ("token",)
-    extra = 0
-    show_change_link = True
-    can_delete = False
-    expires = utc_column("expires_at", "expires")
-    created = utc_column("created_at", "created")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
@@ -92,7 +55,7 @@ class UserAdmin(FilterLookupsOnly, admin.ModelAdmin):
     search_fields = ("username", "email", "name")
     ordering = ("-created_at",)
     list_per_page = 50
-    inlines = [SignInAccountInline, CharacterInline, SessionInline]
+    inlines = [SignInAccountInline]  # and what the apps above add (questdb.console.registry)
     # Every text column is unbounded (better-auth writes any length), yet each holds one line.
     formfield_overrides = {models.TextField: {"widget": forms.TextInput(attrs={"class": "vTextField"})}}
     actions = ["sign_out_everywhere"]
@@ -114,6 +77,9 @@ class UserAdmin(FilterLookupsOnly, admin.ModelAdmin):
                 "A role the identity app wrote is kept as long as it is left unchanged."
             )
         return field
+
+    def get_inlines(self, request, obj):
+        return [*self.inlines, *registry.user_page_inlines()]
 
     def save_model(self, request, obj, form, change) -> None:
         services.user_save(user=obj)
@@ -171,7 +137,7 @@ class UserAdmin(FilterLookupsOnly, admin.ModelAdmin):
         ended = 0
         with staff_action("sign_out_everywhere"):
             for user in users:
-                ended += session_services.sessions_sign_out_user(user_id=user.pk)
+                ended += registry.sign_out_user(user_id=user.pk)
                 self.log_change(request, user, "Signed out everywhere.")
         self.message_user(request, f"Ended {ended} session(s) of {len(users)} user(s).", messages.SUCCESS)
 
@@ -204,7 +170,7 @@ class UserAdmin(FilterLookupsOnly, admin.ModelAdmin):
             )
         with staff_action("ban"), transaction.atomic():
             services.user_ban(user=user, reason=form.cleaned_data["reason"], expires=form.expires())
-            ended = session_services.sessions_sign_out_user(user_id=user.pk)
+            ended = registry.sign_out_user(user_id=user.pk)
             self.log_change(request, user, f"Banned until {utc(user.ban_expires)}: {user.ban_reason}")
         self.message_user(request, f"Banned {user}; ended {ended} session(s).", messages.SUCCESS)
         return self._change_page(user)

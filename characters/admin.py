@@ -15,10 +15,11 @@ from django.utils.html import format_html
 from django_jsonform.forms.fields import JSONFormField
 from django_jsonform.utils import ErrorMap
 
-from audit.context import staff_action
 from characters import services, shapes
 from characters.models import Character
 from questdb.admin import FilterLookupsOnly
+from questdb.console import registry
+from questdb.console.actions import staff_action
 from questdb.console.confirmation import confirmation, confirmed
 from questdb.console.display import time_left, utc, utc_column
 from questdb.console.saves import RefusedSaveMixin
@@ -154,6 +155,37 @@ class CharacterForm(forms.ModelForm):
         if self.instance.pk and self.instance.is_pending_deletion:
             raise ValidationError("The character is pending deletion; restore it first.")
         return cleaned
+
+
+class CharacterInline(admin.TabularInline):
+    """A user's characters on the user's page."""
+
+    model = Character
+    fields = ("name", "money", "is_active", "deleted", "purges", "created")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    can_delete = False
+    deleted = utc_column("deleted_at", "deletion scheduled")
+    purges = utc_column("purge_at", "purged at")
+    created = utc_column("created_at", "created")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # characters are created through their own form, which applies the rules
+
+
+def purge_figures() -> dict:
+    """The front page's pending deletions: how many, the next purge, and how many are due now."""
+    pending = Character.objects.pending_deletion()
+    return {
+        "pending_purges": pending.count(),
+        "next_purge": pending.order_by("purge_at").values_list("purge_at", flat=True).first(),
+        "due_now": Character.objects.due_for_purge(timezone.now()).count(),
+    }
+
+
+registry.add_user_page_inline(CharacterInline)
+registry.add_dashboard_figures(purge_figures)
 
 
 @admin.register(Character)

@@ -3,8 +3,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from audit.context import staff_action
 from questdb.admin import FilterLookupsOnly
+from questdb.console import registry
+from questdb.console.actions import staff_action
 from questdb.console.confirmation import confirmation, confirmed
 from questdb.console.display import utc_column
 from sessions_app import services
@@ -24,6 +25,30 @@ class LivenessFilter(admin.SimpleListFilter):
         if self.value() == "expired":
             return queryset.expired()
         return queryset
+
+
+class SessionInline(admin.TabularInline):
+    """A user's sessions on the user's page, read-only; "Sign out everywhere" there ends them all."""
+
+    model = Session
+    fields = ("ip_address", "user_agent", "expires", "created")
+    readonly_fields = fields
+    exclude = ("token",)
+    extra = 0
+    show_change_link = True
+    can_delete = False
+    expires = utc_column("expires_at", "expires")
+    created = utc_column("created_at", "created")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+registry.add_user_page_inline(SessionInline)
+registry.set_sign_out_user(services.sessions_sign_out_user)
 
 
 @admin.register(Session)

@@ -225,6 +225,27 @@ def test_the_user_page_lists_sign_in_providers_and_never_their_secrets(staff, wo
     assert b"verification-secret" not in delete_page
 
 
+def test_the_user_page_shows_what_the_apps_above_accounts_register(staff, world, make_user):
+    owner, character, session = world
+    other = make_user(username="Other", email="other@example.com")
+    Character.objects.create(user=other, name="Stranger")
+    page = staff.get(reverse("admin:accounts_user_change", args=[owner.id])).content.decode()
+    assert reverse("admin:characters_character_change", args=[character.id]) in page  # the characters' inline
+    assert reverse("admin:sessions_app_session_change", args=[session.id]) in page  # the sessions' inline
+    assert "Stranger" not in page
+
+
+def test_the_front_page_counts_the_characters_pending_deletion(staff, world):
+    _, character, _ = world
+    assert "0 character(s) pending deletion" in staff.get(reverse("admin:index")).content.decode()
+    Character.objects.filter(pk=character.pk).update(
+        deleted_at=timezone.now(), purge_at=timezone.now() - timedelta(minutes=1)
+    )
+    page = staff.get(reverse("admin:index")).content.decode()
+    assert "1 character(s) pending deletion" in page
+    assert "1 due now" in page
+
+
 def test_sign_in_accounts_and_verifications_have_no_admin_pages_of_their_own():
     from django.contrib import admin
 

@@ -1,22 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework.routers import DefaultRouter
 
-from accounts.api.views import UserViewSet
-from characters.api.views import CharacterViewSet
 from questdb.api import probes
 from questdb.api.paths import API_ROOT
-from sessions_app.api.views import SessionViewSet
 
-router = DefaultRouter(trailing_slash=True)
-router.include_root_view = False
-router.register("users", UserViewSet, basename="user")
-router.register("characters", CharacterViewSet, basename="character")
-router.register("sessions", SessionViewSet, basename="session")
-
+# Each app owns its endpoints (its api/urls.py); they are mounted here by module name.
 urlpatterns = [
-    path(API_ROOT, include(router.urls)),
+    *(path(API_ROOT, include(f"{app}.api.urls")) for app in ("accounts", "characters", "sessions_app")),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "api/docs/",

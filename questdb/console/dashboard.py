@@ -1,12 +1,13 @@
-"""The numbers on the staff console's front page: replica lag, cache hit rate, pending purges, recent changes."""
+"""The numbers on the staff console's front page: replica lag, cache hit rate, recent changes, and what the apps
+add (pending purges: questdb.console.registry)."""
 
 import os
 
 from django.conf import settings
 from django.db import connection
-from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 
+from questdb.console import registry
 from questdb.db import replicas
 
 HIT_EVENTS = ("hit", "hit_after_wait")
@@ -43,10 +44,7 @@ def cache_hit_rate(events: dict[str, float]) -> float | None:
 def summary() -> dict:
     from pghistory.models import MiddlewareEvents
 
-    from characters.models import Character
-
     events = cache_events()
-    pending = Character.objects.pending_deletion()
     recent = MiddlewareEvents.objects.filter(pgh_context__user__isnull=False).order_by("-pgh_created_at")[:10]
     if connection.vendor != "postgresql":
         recent = []  # the audit trail is kept by PostgreSQL triggers
@@ -55,8 +53,6 @@ def summary() -> dict:
         "max_lag": settings.DB_REPLICA_MAX_LAG,
         "cache_hit_rate": cache_hit_rate(events),
         "cache_lookups": int(sum(events.get(name, 0.0) for name in (*HIT_EVENTS, "miss"))),
-        "pending_purges": pending.count(),
-        "next_purge": pending.order_by("purge_at").values_list("purge_at", flat=True).first(),
-        "due_now": Character.objects.due_for_purge(timezone.now()).count(),
         "recent_changes": list(recent),
+        **registry.dashboard_figures(),
     }

@@ -1,4 +1,4 @@
-"""Naming what staff did, for the audit trail: the context every event of a staff action carries."""
+"""Naming what staff did, for the audit trail (the audit app): the context every event of a staff action carries."""
 
 import contextlib
 
