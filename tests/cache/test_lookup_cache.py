@@ -329,3 +329,19 @@ def test_a_ban_staff_set_in_the_admin_refuses_the_cached_session_at_once(api, st
     for response in (api.get(f"/api/v1/sessions/{session.id}/"), api.post(**lookup)):
         assert response.status_code in (403, 404), response.json()
     assert api.get(f"/api/v1/users/{owner.id}/").json()["ban_reason"] == "chargeback"
+
+
+def test_an_invalidation_renews_every_stamp_and_keeps_the_highest_wal_position():
+    fresh, stamped, ahead = Key("character", "fresh"), Key("character", "stamped"), Key("character", "ahead")
+    client = lookup_cache.client()
+    client.set(stamped.stamp, "100:old-nonce")
+    client.set(ahead.stamp, "900:old-nonce")
+    for key in (fresh, stamped, ahead):
+        client.set(key.value, b"cached")
+    lookup_cache._send_invalidations([fresh, stamped, ahead], 500)
+    stamps = {key: client.get(key.stamp).decode() for key in (fresh, stamped, ahead)}
+    nonce = stamps[fresh].split(":", 1)[1]
+    assert stamps == {fresh: f"500:{nonce}", stamped: f"500:{nonce}", ahead: f"900:{nonce}"}
+    assert nonce != "old-nonce"
+    assert all(client.ttl(key.stamp) > 0 for key in (fresh, stamped, ahead))
+    assert client.exists(fresh.value, stamped.value, ahead.value) == 0
