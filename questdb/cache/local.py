@@ -48,6 +48,7 @@ IDLE_RECONNECT_SECONDS = 10.0
 INVALIDATED, HEARTBEAT, FLUSH = b"K", b"B", b"F"  # message kinds (the first byte)
 
 LOCAL = Counter("questdb_cache_local", "The per-process lookup cache layer, by event.", ["event"])
+_HITS = LOCAL.labels("hit")
 
 
 def channel_name(prefix: str) -> str:
@@ -76,17 +77,29 @@ class LocalCache:
         self._seen_at: float | None = None  # the heartbeat's seen time, on our monotonic clock (ms)
 
     # -- the request path ---------------------------------------------------------------------
+    def get(self, name: str) -> bytes | None:
+        """The record kept for `name` while the layer is trusted (None otherwise: ask Redis)."""
+        with self._lock:
+            record = self._entries.get(name) if self._trusted() else None
+        if record is not None:
+            _HITS.inc()
+        return record
+
     def get_many(self, names: Iterable[str]) -> dict[str, bytes]:
         """The records kept for `names` while the layer is trusted (none otherwise: ask Redis)."""
         with self._lock:
-            if not self._ready() or self._seen_at is None:
-                return {}
-            if time.monotonic() * 1000 - self._seen_at > self._max_staleness_ms():
+            if not self._trusted():
                 return {}
             found = {name: record for name in names if (record := self._entries.get(name)) is not None}
         if found:
-            LOCAL.labels("hit").inc(len(found))
+            _HITS.inc(len(found))
         return found
+
+    def _trusted(self) -> bool:
+        """Every waiting message applied, and the last heartbeat within the staleness bound (under the lock)."""
+        if not self._ready() or self._seen_at is None:
+            return False
+        return time.monotonic() * 1000 - self._seen_at <= self._max_staleness_ms()
 
     def reserve(self, names: Iterable[str]) -> int | None:
         """Before asking Redis for `names`: a token for `keep`, or None when nothing can be kept now."""

@@ -32,6 +32,7 @@ The guarantees and how they are kept:
 
 import collections
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -185,9 +186,9 @@ class LookupCache:
             # Inside a transaction the database may hold uncommitted rows: never cache them.
             return load()
         near = self.near()
-        local = self._local_hits(near, (key,))
-        if local:
-            return local[key]
+        local = self._local_hit(near, key)
+        if local is not None:
+            return local
         with _reserved(near, (key,)) as token:
             return self._get_or_fill(client, key, load, near, token)
 
@@ -302,6 +303,13 @@ class LookupCache:
         )
 
     @staticmethod
+    def _local_hit(near: LocalCache | None, key: Key) -> bytes | None:
+        record = near.get(key.value) if near is not None else None
+        if record is not None:
+            _event(key.family, "hit").inc()
+        return record
+
+    @staticmethod
     def _local_hits(near: LocalCache | None, keys: Sequence[Key]) -> dict[Key, bytes]:
         if near is None:
             return {}
@@ -332,18 +340,27 @@ class LookupCache:
 
         `local=False` (a request with a consistency token) asks Redis, not this process's layer.
         """
-        return self.peek_many((key,), local=local).get(key)
+        if self.client() is None:
+            return None
+        near = self.near(allowed=local)
+        record = self._local_hit(near, key)
+        if record is not None:
+            return record
+        return self._peek_in_redis(near, [key]).get(key)
 
     def peek_many(self, keys: Sequence[Key], *, local: bool = True) -> dict[Key, bytes]:
         """The cached records of `keys` while the cache is trusted (those found); never fills, never waits."""
-        client = self.client()
-        if client is None:
+        if self.client() is None:
             return {}
         near = self.near(allowed=local)
         records = self._local_hits(near, keys)
         missing = [key for key in keys if key not in records]
         if not missing:
             return records
+        return {**records, **self._peek_in_redis(near, missing)}
+
+    def _peek_in_redis(self, near: LocalCache | None, missing: list[Key]) -> dict[Key, bytes]:
+        """One round trip for keys the local layer did not hold; what Redis answered is kept there too."""
         with _reserved(near, missing) as token:
             try:
                 reply = self._lookup_many(missing)
@@ -351,14 +368,14 @@ class LookupCache:
                 if not _is_redis_error(error):
                     raise
                 self.note_failure(error)
-                return records
+                return {}
             if reply[0] != 1:
-                return records  # untrusted: Django answers from the database (and counts it)
+                return {}  # untrusted: Django answers from the database (and counts it)
             found = {key: value for key, value in zip(missing, reply[3::2], strict=True) if value is not None}
             _count(found, "hit")
             if near is not None:
                 near.keep(token, {key.value: value for key, value in found.items()})
-        return {**records, **found}
+        return found
 
     @staticmethod
     def _many_replies(keys: list[Key], replies: list, *, trusted: bool) -> tuple[dict, dict]:
@@ -511,11 +528,17 @@ def _reserved(near: LocalCache | None, keys: Sequence[Key]):
             near.release(token, names)
 
 
+@functools.cache
+def _event(family: str, event: str):
+    """EVENTS' child for a family and event, looked up once (`labels` locks and validates on every call)."""
+    return EVENTS.labels(family, event)
+
+
 def _count(keys: Iterable[Key], event: str) -> None:
     """EVENTS for many keys: one update per family (a batch's 50 hits are one increment)."""
     families = collections.Counter(key.family for key in keys)
     for family, count in families.items():
-        EVENTS.labels(family, event).inc(count)
+        _event(family, event).inc(count)
 
 
 def _local_layer(client) -> LocalCache:
