@@ -226,13 +226,13 @@ class LookupCache:
             args=[LOCK_TTL_MS, token, _max_staleness_ms()],
         )
         if reply[0] is not None:
-            EVENTS.labels(key.family, "hit").inc()
+            _event(key.family, "hit").inc()
             return reply[0]
         stamp, locked, epoch, floor = reply[1] or b"", reply[2], reply[3] or b"", int(reply[4] or 0)
         if locked == UNTRUSTED_REPLY:
             UNTRUSTED.labels(key.family).inc()
             return _Miss(stamp, epoch, max(_stamp_lsn(stamp), floor), lock_token="", trusted=False)
-        EVENTS.labels(key.family, "miss").inc()
+        _event(key.family, "miss").inc()
         if not locked:
             value = self._wait_for_fill(client, key)
             if value is not None:
@@ -332,7 +332,7 @@ class LookupCache:
             self.note_failure(error)
             return []
         for key, done in zip(fills, filled, strict=True):
-            EVENTS.labels(key.family, "fill" if done else "fill_refused").inc()
+            _event(key.family, "fill" if done else "fill_refused").inc()
         return [key for key, done in zip(fills, filled, strict=True) if done]
 
     def peek(self, key: Key, *, local: bool = True) -> bytes | None:
@@ -388,7 +388,7 @@ class LookupCache:
             if value is None:
                 stamps[key] = stamp or b""
             if trusted:
-                EVENTS.labels(key.family, "hit" if value is not None else "miss").inc()
+                _event(key.family, "hit" if value is not None else "miss").inc()
             else:
                 UNTRUSTED.labels(key.family).inc()
         return records, stamps
@@ -407,11 +407,11 @@ class LookupCache:
             pipe.get(key.value)
             locked, value = pipe.execute()
             if value is not None:
-                EVENTS.labels(key.family, "hit_after_wait").inc()
+                _event(key.family, "hit_after_wait").inc()
                 return value
             if not locked:
                 return None  # the filler gave up
-        EVENTS.labels(key.family, "wait_timeout").inc()  # the filler is slower than LOCK_WAIT_SECONDS
+        _event(key.family, "wait_timeout").inc()  # the filler is slower than LOCK_WAIT_SECONDS
         return None
 
     def _fill(self, key: Key, stamp: bytes, payload: bytes, token: str, epoch: bytes) -> bool:
@@ -425,7 +425,7 @@ class LookupCache:
                 raise
             self.note_failure(error)
             return False
-        EVENTS.labels(key.family, "fill" if filled else "fill_refused").inc()
+        _event(key.family, "fill" if filled else "fill_refused").inc()
         return bool(filled)
 
     def _release(self, client, key: Key, token: str) -> None:
@@ -483,7 +483,7 @@ class LookupCache:
             # (questdb/cache/local.py): the write's response cannot overtake it.
             self._client.ping()
         for key in keys:
-            EVENTS.labels(key.family, "invalidation").inc()
+            _event(key.family, "invalidation").inc()
 
     def _queue(self, keys: list[Key]) -> None:
         with self._pending_lock:
