@@ -3,8 +3,8 @@ the data.
 
 Reads reports of `python -m bench` run at two sizes (`--users`) and prints, per lookup scenario and state, p50 at
 the larger size over p50 at the smaller one, their median and their worst; the target (1.2) holds when every one
-of them is within it. Several reports of one size (comma-separated, best taken alternately with the other size's)
-count by their median p50, so that one noisy run does not decide. All runs should use the same scenarios and
+of them is within it. Several reports of one size (comma-separated; run the two sizes alternately) count by their
+median p50, so that one noisy run does not decide. All runs should use the same scenarios and
 settings.
 """
 
