@@ -123,6 +123,13 @@ def set_capture(database: str, *, enabled: bool) -> int:
     return len(triggers)
 
 
+def postmaster_pid(database: str, *, port: int) -> int:
+    """The pid of the postmaster serving `port`: the parent of a backend of ours."""
+    with psycopg.connect(dsn(database, port=port), autocommit=True) as conn:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def start_writer(*, database: str, samples: Path, rate: float, seconds: float, connections: int) -> subprocess.Popen:
     return subprocess.Popen(
         [

@@ -1,6 +1,7 @@
 """`python -m bench`: seed, serve, load, measure, report. See bench/README.md."""
 
 import argparse
+import contextlib
 import os
 import runpy
 import secrets
@@ -15,7 +16,7 @@ from pathlib import Path
 import grpc
 import redis
 
-from bench import dataset, grpc_load, load, metrics, report
+from bench import cores, dataset, grpc_load, load, metrics, report
 from bench import invalidation as inv
 from bench.scenarios import (
     BATCH_SIZE,
@@ -562,34 +563,26 @@ class Bench:
             f"lag p50 {lag['p50']} ms, p99 {lag['p99']} ms over {lag['changes']:,} changes",
             flush=True,
         )
-        phases = ("on", "off") if self.args.smoke else ("on", "off", "on", "off")
+        topologies = {"shared": None}
+        if cores.halves() is not None and self.consumer is not None:
+            topologies["split"] = self._split_sides(server)
         runs = []
         try:
-            for phase in phases:
-                inv.set_capture(database, enabled=phase == "on")
-                writer = inv.start_writer(
-                    database=database, samples=self.samples, rate=0, seconds=duration, connections=4
-                )
-                written = inv.writer_result(writer, timeout=duration + 60)
-                patch = self._wrk(server, "character_patch")
-                runs.append({"capture": phase, "external_rows_per_second": written["rows_per_second"], "patch": patch})
-                print(
-                    f"  capture {phase:<3}: external {written['rows_per_second']:,.0f} rows/s, "
-                    f"questdb PATCH {patch['rps']:,.0f} req/s",
-                    flush=True,
-                )
+            for topology, sides in topologies.items():
+                with cores.split(*sides) if sides else contextlib.nullcontext():
+                    runs += self._capture_runs(server, topology)
         finally:
             inv.set_capture(database, enabled=True)
             # Writes made while capture was off are in no outbox: drop every cached value (a new epoch).
             self.redis.delete(inv.heartbeat_key(CACHE_KEY_PREFIX))
 
-        def mean(phase: str, value) -> float:
-            values = [value(run) for run in runs if run["capture"] == phase]
+        def mean(topology: str, phase: str, value) -> float:
+            values = [value(run) for run in runs if run["capture"] == phase and run["topology"] == topology]
             return sum(values) / len(values)
 
-        def ratio(value) -> float | None:
-            off = mean("off", value)
-            return round(mean("on", value) / off, 3) if off else None
+        def ratio(topology: str, value) -> float | None:
+            off = mean(topology, "off", value)
+            return round(mean(topology, "on", value) / off, 3) if off else None
 
         self.invalidation = {
             "lag_ms": lag,
@@ -598,11 +591,46 @@ class Bench:
             "external_rate_target": self.args.external_rate,
             "capture_runs": runs,
             "write_ratio": {
-                "questdb_patch": ratio(lambda run: run["patch"]["rps"]),
-                "external": ratio(lambda run: run["external_rows_per_second"]),
+                topology: {
+                    "questdb_patch": ratio(topology, lambda run: run["patch"]["rps"]),
+                    "external": ratio(topology, lambda run: run["external_rows_per_second"]),
+                }
+                for topology in topologies
             },
         }
         print(f"  write throughput with / without capture: {self.invalidation['write_ratio']}", flush=True)
+
+    def _capture_runs(self, server: Server, topology: str) -> list[dict]:
+        """bench.writer at full speed, then questdb's PATCH, with the capture triggers on and off in turn."""
+        phases = ("on", "off") if self.args.smoke else ("on", "off", "on", "off")
+        runs = []
+        for phase in phases:
+            inv.set_capture(self.args.database, enabled=phase == "on")
+            writer = inv.start_writer(
+                database=self.args.database, samples=self.samples, rate=0, seconds=self.args.duration, connections=4
+            )
+            written = inv.writer_result(writer, timeout=self.args.duration + 60)
+            patch = self._wrk(server, "character_patch")
+            runs.append(
+                {
+                    "topology": topology,
+                    "capture": phase,
+                    "external_rows_per_second": written["rows_per_second"],
+                    "patch": patch,
+                }
+            )
+            print(
+                f"  {topology} cores, capture {phase:<3}: external {written['rows_per_second']:,.0f} rows/s, "
+                f"questdb PATCH {patch['rps']:,.0f} req/s",
+                flush=True,
+            )
+        return runs
+
+    def _split_sides(self, server: Server) -> tuple[list[int], list[int]]:
+        """(the writers' side, the rest) for cores.split: see bench/cores.py."""
+        writers = [inv.postmaster_pid(self.args.database, port=5432), server.process.pid]
+        standby, redis_server = inv.postmaster_pid("postgres", port=5433), int(self.redis.info("server")["process_id"])
+        return writers, [standby, redis_server, self.consumer.process.pid]
 
     def run_one(self, server: Server | GrpcServer, app: str, scenario, state: str) -> None:
         if app in ("questdb", "grpc"):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import cores
 from bench.scenarios import BATCH_SIZE, SCENARIOS
 
 pytestmark = pytest.mark.slow
@@ -99,9 +100,14 @@ def test_smoke_run_writes_a_report_with_every_scenario(tmp_path):
     assert figures["lag_ms"]["changes"] >= figures["external_writes"]["rows"]  # every external change reached Redis
     assert figures["lag_ms"]["p50"] is not None
     assert figures["lag_ms"]["p99"] is not None
-    assert [run["capture"] for run in figures["capture_runs"]] == ["on", "off"]
+    topologies = ["shared", "split"] if cores.halves() else ["shared"]
+    assert [(run["topology"], run["capture"]) for run in figures["capture_runs"]] == [
+        (topology, phase) for topology in topologies for phase in ("on", "off")
+    ]
     assert all(run["external_rows_per_second"] > 0 and run["patch"]["rps"] > 0 for run in figures["capture_runs"])
-    assert set(figures["write_ratio"]) == {"questdb_patch", "external"}
+    assert {topology: set(ratio) for topology, ratio in figures["write_ratio"].items()} == {
+        topology: {"questdb_patch", "external"} for topology in topologies
+    }
     assert "commit to Redis" in (tmp_path / "latest.md").read_text()
     assert data["machine"]["cores"] >= 1
 
