@@ -29,13 +29,7 @@ TARGETS = (
     ("warm gRPC point lookups vs the same REST lookups, req/s (worst)", "grpc_point_vs_rest", ">=", 1.0),
     ("gRPC GetCharacters(50): lookups/s vs single GetCharacter calls/s (warm)", "grpc_batch_vs_single", ">=", 20.0),
     ("invalidation lag p99, commit to Redis (ms, mix + external writes)", "invalidation_p99_ms", "<", 100.0),
-    (
-        "write throughput with change capture vs without, the writers' side on cores of its own (worst of questdb's "
-        "and external)",
-        "capture_ratio",
-        ">=",
-        0.9,
-    ),
+    ("write throughput with change capture vs without (worst of questdb's and external)", "capture_ratio", ">=", 0.9),
 )
 REST_APPS = ("questdb", "naive")
 
@@ -183,9 +177,8 @@ def finish(data: dict, *, smoke: bool = False) -> dict:
 def _invalidation_values(figures: dict | None) -> dict:
     if not figures:
         return {"invalidation_p99_ms": None, "capture_ratio": None}
-    # The writers' own cost is what a split measures (bench/cores.py); without one, only the shared figure exists.
-    by_topology = figures["write_ratio"]
-    ratios = [value for value in by_topology.get("split", {}).values() if value is not None]
+    # The machine as a whole; the split (bench/cores.py) only tells where the cost went.
+    ratios = [value for value in figures["write_ratio"]["shared"].values() if value is not None]
     return {"invalidation_p99_ms": figures["lag_ms"]["p99"], "capture_ratio": min(ratios) if ratios else None}
 
 
@@ -223,8 +216,8 @@ def invalidation_markdown(figures: dict | None) -> list[str]:
         "(bench.writer as fast as 4 connections go; questdb's character PATCH under wrk), twice: with every process "
         "on every core (shared), then with the writers' side (the primary and its backends, the consumer's "
         "included, the writing processes, the load generator) on half of the cores and the consumer, Redis and the "
-        "standby on the other half (split, as separate hosts run them; bench/cores.py). The target is the split's "
-        "ratio: the shared one adds the consumer's and Redis's CPU, which a deployment spends elsewhere.",
+        "standby on the other half (split, as separate hosts run them; bench/cores.py). The target is the shared "
+        "ratio, the machine as a whole; the split tells what the writers' side pays by itself.",
         "",
     ]
     rows = [
