@@ -18,7 +18,9 @@ from pathlib import Path
 import psycopg
 import redis
 
+from bench import cores
 from bench.dataset import dsn
+from bench.metrics import TICKS, proc_ticks
 
 ROOT = Path(__file__).resolve().parent.parent
 # The consumer's buckets (questdb.cache.invalidation.LAG_BUCKETS), in seconds.
@@ -127,7 +129,25 @@ def postmaster_pid(database: str, *, port: int) -> int:
     """The pid of the postmaster serving `port`: the parent of a backend of ours."""
     with psycopg.connect(dsn(database, port=port), autocommit=True) as conn:
         backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-    return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds each group has used so far: its root process, every process below it and the children it has
+    reaped (a postmaster's ended backends); `clients`: this process and its reaped children (bench.writer, wrk)."""
+    used = {
+        name: (proc_ticks(root, children=True) + sum(proc_ticks(pid) for pid in cores.descendants(root)[1:])) / TICKS
+        for name, root in groups.items()
+    }
+    used["clients"] = proc_ticks("self", children=True) / TICKS
+    return used
+
+
+def cpu_per(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    """Microseconds of CPU per write (row or request) by group, and their total."""
+    per = {name: round((after[name] - before[name]) / count * 1e6, 1) if count else None for name in before}
+    per["total"] = round(sum(value for value in per.values() if value), 1) if count else None
+    return per
 
 
 def start_writer(*, database: str, samples: Path, rate: float, seconds: float, connections: int) -> subprocess.Popen:

@@ -79,7 +79,7 @@ def summarize(delta: Snapshot, requests: int) -> dict:
 
 
 # -- CPU used by other work on the machine ---------------------------------------------------------
-_TICKS = os.sysconf("SC_CLK_TCK")
+TICKS = os.sysconf("SC_CLK_TCK")
 _SERVICES = ("postgres", "redis-server")
 
 
@@ -93,7 +93,7 @@ class Cpu:
     clients: dict = field(default_factory=dict)  # pid -> ticks: load processes still running (bench.grpc_load)
 
 
-def _proc_ticks(pid: int | str, *, children: bool = False) -> int:
+def proc_ticks(pid: int | str, *, children: bool = False) -> int:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -114,14 +114,14 @@ def cpu(server_pids: list[int], client_pids: list[int] = ()) -> Cpu:
             except OSError:
                 continue
             if name in _SERVICES:
-                services[entry.name] = _proc_ticks(entry.name)
+                services[entry.name] = proc_ticks(entry.name)
     return Cpu(
         busy=busy,
         steal=values[7] if len(values) > 7 else 0,
-        server={pid: _proc_ticks(pid) for pid in server_pids},
+        server={pid: proc_ticks(pid) for pid in server_pids},
         services=services,
-        own=_proc_ticks("self", children=True),
-        clients={pid: _proc_ticks(pid) for pid in client_pids},
+        own=proc_ticks("self", children=True),
+        clients={pid: proc_ticks(pid) for pid in client_pids},
     )
 
 
@@ -146,9 +146,9 @@ def cpu_summary(before: Cpu, after: Cpu, seconds: float, requests: int) -> dict:
     client = (after.own - before.own) + _grown(before.clients, after.clients)
     other = max(0, (after.busy - before.busy) - server - services - client)
     return {
-        "server_cpu_ms": round(server / _TICKS * 1000 / requests, 3),
-        "services_cpu_ms": round(services / _TICKS * 1000 / requests, 3),
-        "client_cpu_ms": round(client / _TICKS * 1000 / requests, 3),
-        "other_cpu_cores": round(other / _TICKS / seconds, 2),
-        "steal_cores": round((after.steal - before.steal) / _TICKS / seconds, 2),
+        "server_cpu_ms": round(server / TICKS * 1000 / requests, 3),
+        "services_cpu_ms": round(services / TICKS * 1000 / requests, 3),
+        "client_cpu_ms": round(client / TICKS * 1000 / requests, 3),
+        "other_cpu_cores": round(other / TICKS / seconds, 2),
+        "steal_cores": round((after.steal - before.steal) / TICKS / seconds, 2),
     }

@@ -30,6 +30,12 @@ TARGETS = (
     ("gRPC GetCharacters(50): lookups/s vs single GetCharacter calls/s (warm)", "grpc_batch_vs_single", ">=", 20.0),
     ("invalidation lag p99, commit to Redis (ms, mix + external writes)", "invalidation_p99_ms", "<", 100.0),
     ("write throughput with change capture vs without (worst of questdb's and external)", "capture_ratio", ">=", 0.9),
+    (
+        "writes per CPU-second with change capture vs without, every process counted (worst of questdb's and external)",
+        "capture_cpu_ratio",
+        ">=",
+        0.9,
+    ),
 )
 REST_APPS = ("questdb", "naive")
 
@@ -176,10 +182,18 @@ def finish(data: dict, *, smoke: bool = False) -> dict:
 
 def _invalidation_values(figures: dict | None) -> dict:
     if not figures:
-        return {"invalidation_p99_ms": None, "capture_ratio": None}
-    # The machine as a whole; the split (bench/cores.py) only tells where the cost went.
-    ratios = [value for value in figures["write_ratio"]["shared"].values() if value is not None]
-    return {"invalidation_p99_ms": figures["lag_ms"]["p99"], "capture_ratio": min(ratios) if ratios else None}
+        return {"invalidation_p99_ms": None, "capture_ratio": None, "capture_cpu_ratio": None}
+
+    def worst(by_topology: dict) -> float | None:
+        # The machine as a whole; the split (bench/cores.py) only tells where the cost went.
+        ratios = [value for value in by_topology["shared"].values() if value is not None]
+        return min(ratios) if ratios else None
+
+    return {
+        "invalidation_p99_ms": figures["lag_ms"]["p99"],
+        "capture_ratio": worst(figures["write_ratio"]),
+        "capture_cpu_ratio": worst(figures["cpu_ratio"]),
+    }
 
 
 def invalidation_markdown(figures: dict | None) -> list[str]:
@@ -227,7 +241,32 @@ def invalidation_markdown(figures: dict | None) -> list[str]:
     for topology, ratio in figures["write_ratio"].items():
         rows.append([topology, "with / without", _x(ratio["external"]), _x(ratio["questdb_patch"])])
     out += _table(["cores", "capture", "external rows/s", "questdb PATCH req/s"], rows)
+    out += [
+        "",
+        "CPU per write (µs, mean of the phases, shared cores), by process: a throughput ratio moves with whatever else "
+        "the machine runs, CPU per write much less. `clients` is bench.writer or wrk; `primary` counts its ended "
+        "backends too; the consumer's and Redis's time includes polling while capture is off.",
+        "",
+    ]
+    shared = [run for run in figures["capture_runs"] if run["topology"] == "shared"]
+    for field, label in (("external_cpu_us", "external row"), ("patch_cpu_us", "questdb PATCH")):
+        names = list(shared[0][field])
+        cpu_rows = []
+        for phase in ("on", "off"):
+            runs = [run[field] for run in shared if run["capture"] == phase]
+            cpu_rows.append([label, phase] + [_us(sum(run[name] or 0 for run in runs) / len(runs)) for name in names])
+        out += _table(["write", "capture", *names], cpu_rows)
+        out.append("")
+    ratio = figures["cpu_ratio"]["shared"]
+    out.append(
+        f"Writes per CPU-second with capture over without: external {_x(ratio['external'])}, questdb PATCH "
+        f"{_x(ratio['questdb_patch'])}."
+    )
     return out
+
+
+def _us(value: float) -> str:
+    return f"{value:,.0f}"
 
 
 def load_note(results: list[dict]) -> str | None:
@@ -512,7 +551,8 @@ def summary_text(data: dict) -> str:
         lag = figures["lag_ms"]
         lines.append(
             f"invalidation lag p50 {_ms(lag['p50'])} p90 {_ms(lag['p90'])} p99 {_ms(lag['p99'])} ms over "
-            f"{lag['changes']:,} changes; write ratio with/without capture: {figures['write_ratio']}"
+            f"{lag['changes']:,} changes; write ratio with/without capture: {figures['write_ratio']}; "
+            f"writes per CPU-second: {figures['cpu_ratio']}"
         )
     lines.append("")
     for t in data["targets"]:

@@ -584,6 +584,11 @@ class Bench:
             off = mean(topology, "off", value)
             return round(mean(topology, "on", value) / off, 3) if off else None
 
+        def cpu_ratio(topology: str, field: str) -> float | None:
+            """Writes per CPU-second with capture over without: what a machine bound by CPU keeps."""
+            on = mean(topology, "on", lambda run: run[field]["total"] or 0)
+            return round(mean(topology, "off", lambda run: run[field]["total"] or 0) / on, 3) if on else None
+
         self.invalidation = {
             "lag_ms": lag,
             "mix": mix,
@@ -597,40 +602,67 @@ class Bench:
                 }
                 for topology in topologies
             },
+            "cpu_ratio": {
+                topology: {
+                    "questdb_patch": cpu_ratio(topology, "patch_cpu_us"),
+                    "external": cpu_ratio(topology, "external_cpu_us"),
+                }
+                for topology in topologies
+            },
         }
         print(f"  write throughput with / without capture: {self.invalidation['write_ratio']}", flush=True)
 
     def _capture_runs(self, server: Server, topology: str) -> list[dict]:
-        """bench.writer at full speed, then questdb's PATCH, with the capture triggers on and off in turn."""
+        """bench.writer at full speed, then questdb's PATCH, with the capture triggers on and off in turn; each with
+        the CPU it cost per write, by process (bench.invalidation.cpu_seconds)."""
         phases = ("on", "off") if self.args.smoke else ("on", "off", "on", "off")
+        groups = self._cpu_groups(server)
         runs = []
         for phase in phases:
             inv.set_capture(self.args.database, enabled=phase == "on")
+            before = inv.cpu_seconds(groups)
             writer = inv.start_writer(
                 database=self.args.database, samples=self.samples, rate=0, seconds=self.args.duration, connections=4
             )
             written = inv.writer_result(writer, timeout=self.args.duration + 60)
+            # Until the consumer has invalidated every change so far: its work is part of the write's cost.
+            inv.wait_for_heartbeat(self.redis, CACHE_KEY_PREFIX)
+            between = inv.cpu_seconds(groups)
             patch = self._wrk(server, "character_patch")
+            inv.wait_for_heartbeat(self.redis, CACHE_KEY_PREFIX)
+            after = inv.cpu_seconds(groups)
             runs.append(
                 {
                     "topology": topology,
                     "capture": phase,
                     "external_rows_per_second": written["rows_per_second"],
+                    "external_cpu_us": inv.cpu_per(before, between, written["rows"]),
                     "patch": patch,
+                    "patch_cpu_us": inv.cpu_per(between, after, patch["requests"]),
                 }
             )
             print(
-                f"  {topology} cores, capture {phase:<3}: external {written['rows_per_second']:,.0f} rows/s, "
-                f"questdb PATCH {patch['rps']:,.0f} req/s",
+                f"  {topology} cores, capture {phase:<3}: external {written['rows_per_second']:,.0f} rows/s "
+                f"({runs[-1]['external_cpu_us']['total']:,.0f} µs of CPU each), questdb PATCH {patch['rps']:,.0f} "
+                f"req/s ({runs[-1]['patch_cpu_us']['total']:,.0f} µs each)",
                 flush=True,
             )
         return runs
 
+    def _cpu_groups(self, server: Server) -> dict[str, int]:
+        """The processes a write costs CPU in, by name: the root of each (see bench.invalidation.cpu_seconds)."""
+        return {
+            "primary": inv.postmaster_pid(self.args.database, port=5432),
+            "standby": inv.postmaster_pid("postgres", port=5433),
+            "redis": int(self.redis.info("server")["process_id"]),
+            "consumer": self.consumer.process.pid,
+            "questdb": server.process.pid,
+        }
+
     def _split_sides(self, server: Server) -> tuple[list[int], list[int]]:
         """(the writers' side, the rest) for cores.split: see bench/cores.py."""
-        writers = [inv.postmaster_pid(self.args.database, port=5432), server.process.pid]
-        standby, redis_server = inv.postmaster_pid("postgres", port=5433), int(self.redis.info("server")["process_id"])
-        return writers, [standby, redis_server, self.consumer.process.pid]
+        groups = self._cpu_groups(server)
+        return [groups["primary"], groups["questdb"]], [groups["standby"], groups["redis"], groups["consumer"]]
 
     def run_one(self, server: Server | GrpcServer, app: str, scenario, state: str) -> None:
         if app in ("questdb", "grpc"):

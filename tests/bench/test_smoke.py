@@ -80,6 +80,7 @@ def test_smoke_run_writes_a_report_with_every_scenario(tmp_path):
         "grpc_batch_vs_single",
         "invalidation_p99_ms",
         "capture_ratio",
+        "capture_cpu_ratio",
     }
 
     batch = runs[("questdb", "character_batch", "warm")]
@@ -105,9 +106,20 @@ def test_smoke_run_writes_a_report_with_every_scenario(tmp_path):
         (topology, phase) for topology in topologies for phase in ("on", "off")
     ]
     assert all(run["external_rows_per_second"] > 0 and run["patch"]["rps"] > 0 for run in figures["capture_runs"])
-    assert {topology: set(ratio) for topology, ratio in figures["write_ratio"].items()} == {
-        topology: {"questdb_patch", "external"} for topology in topologies
-    }
+    for ratios in (figures["write_ratio"], figures["cpu_ratio"]):
+        assert {topology: set(ratio) for topology, ratio in ratios.items()} == {
+            topology: {"questdb_patch", "external"} for topology in topologies
+        }
+    # CPU per write, by process: the writer's backends (ended by then) count on the primary, and the consumer worked.
+    for run in figures["capture_runs"]:
+        for field in ("external_cpu_us", "patch_cpu_us"):
+            assert run[field]["primary"] > 0
+            assert run[field]["total"] == pytest.approx(
+                sum(value for name, value in run[field].items() if name != "total"), abs=1
+            )
+        assert run["external_cpu_us"]["clients"] > 0
+        assert run["patch_cpu_us"]["questdb"] > 0
+    assert any(run["external_cpu_us"]["consumer"] > 0 for run in figures["capture_runs"] if run["capture"] == "on")
     assert "commit to Redis" in (tmp_path / "latest.md").read_text()
     assert data["machine"]["cores"] >= 1
 
