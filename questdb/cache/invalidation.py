@@ -73,8 +73,12 @@ INVALIDATE_CHUNK = 500  # keys per invalidation script call
 LAG_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 REPLICA_WAIT_MS = 500  # how long an invalidation batch waits for CACHE_INVALIDATION_REPLICAS Redis replicas
 # The consumer vacuums the outbox itself after deleting this many rows: its deleted rows would otherwise pile up
-# wherever autovacuum is off or behind, and every poll would walk them.
+# wherever autovacuum is off or behind, and every poll would walk them. Only the table's owner (or a member of its
+# role) may: another role's VACUUM is skipped with a warning, so the consumer asks once and says so.
 VACUUM_EVERY = 20_000
+CAN_VACUUM_SQL = (
+    "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = 'cache_changes'::regclass"
+)
 BACKLOG_LIMIT = 1_000_000  # the backlog is counted up to this many rows (a count must stay cheap)
 
 # One statement, one round trip: delete the rows whose invalidation Redis confirmed, read the next batch, the
@@ -227,6 +231,7 @@ class Consumer:
         self.epoch, self.marker = self.redis.hmget(heartbeat_key(), "epoch", "marker")
         invalidated: list[int] = []  # outbox rows whose invalidation Redis confirmed, deleted with the next read
         deleted = 0  # since the last vacuum
+        vacuums = self.can_vacuum(conn)
         alive, t0 = self.beat()
         while not stop.is_set():
             if not alive:
@@ -263,8 +268,7 @@ class Consumer:
             deleted += len(invalidated)
             invalidated = [row[0] for row in changes]
             self.position, t0 = lsn, t_next
-            if deleted >= VACUUM_EVERY:
-                # A role that does not own the outbox only gets a warning; the owner's autovacuum then does it.
+            if vacuums and deleted >= VACUUM_EVERY:
                 conn.execute("VACUUM cache_changes")
                 deleted = 0
             self.batches += 1 if changes else 0
@@ -272,6 +276,15 @@ class Consumer:
                 # Poll every CACHE_INVALIDATION_POLL from the start of the last poll, not that long after its end:
                 # a change waits one interval at most, however long the batch took under load.
                 stop.wait(max(0.0, settings.CACHE_INVALIDATION_POLL - (time.monotonic() - polled)))
+
+    def can_vacuum(self, conn: psycopg.Connection) -> bool:
+        if conn.execute(CAN_VACUUM_SQL).fetchone()[0]:
+            return True
+        self.log(
+            "this role does not own cache_changes, so it cannot vacuum it: autovacuum alone keeps it small "
+            "(see docs/operations.md, 'The outbox grows')"
+        )
+        return False
 
     def beat(self, keys: list[Key] = (), lsn: int = 0, *, seen_ms: str = "") -> tuple[int, int]:
         """One round trip: invalidate `keys`, then publish the heartbeat (and the lag observed so far).

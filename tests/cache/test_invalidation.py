@@ -7,6 +7,7 @@ would; the consumer runs as `manage.py invalidate_cache` in its own process; HTT
 
 import signal
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -362,3 +363,23 @@ def test_a_rolled_back_external_change_leaves_no_trace_in_the_outbox(make_user):
         with conn.transaction(force_rollback=True):
             conn.execute("UPDATE users SET name = 'never' WHERE id = %s", [user.id])
         assert conn.execute("SELECT count(*) FROM cache_changes").fetchone()[0] == 0
+
+
+def test_a_consumer_whose_role_does_not_own_the_outbox_says_so_instead_of_vacuuming_it():
+    role = f"questdb_test_not_owner_{uuid.uuid4().hex[:8]}"
+    lines: list[str] = []
+    consumer = invalidation.Consumer(log=lines.append)
+    with connect() as conn:
+        assert consumer.can_vacuum(conn) is True  # the tests' role owns it
+        assert lines == []
+        conn.execute(f'CREATE ROLE "{role}"')
+        try:
+            conn.execute(f'GRANT USAGE ON SCHEMA public TO "{role}"')
+            conn.execute(f'SET ROLE "{role}"')
+            assert consumer.can_vacuum(conn) is False
+        finally:
+            conn.execute("RESET ROLE")
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')
+    assert len(lines) == 1
+    assert "cannot vacuum" in lines[0]

@@ -196,6 +196,7 @@ def test_primary_archives_wal_with_pgbackrest(services):
     assert settings["wal_level"] == "replica"
     assert settings["archive_mode"] == "on"
     assert settings["archive_timeout"] == "60"
+    assert settings["autovacuum_naptime"] == "5s"  # the outbox's vacuum: the invalidator's role cannot
     archive = shlex.split(settings["archive_command"])
     assert archive[0] == "pgbackrest"
     assert "archive-push" in archive
