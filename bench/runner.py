@@ -565,7 +565,10 @@ class Bench:
         )
         topologies = {"shared": None}
         if cores.halves() is not None and self.consumer is not None:
-            topologies["split"] = self._split_sides(server)
+            topologies["split"] = sides = self._split_sides(server)
+            # Every core for every process first: a benchmark killed inside its split leaves the database and Redis
+            # pinned.
+            cores.pin([*sides[0], *sides[1]], set(cores.available()))
         runs = []
         try:
             for topology, sides in topologies.items():
