@@ -29,24 +29,40 @@ def halves() -> tuple[set[int], set[int]] | None:
     return set(cores[:middle]), set(cores[middle:])
 
 
-def descendants(pid: int) -> list[int]:
-    """`pid` and every process below it (a postmaster's backends, gunicorn's workers)."""
+def stat_fields(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after the command (which is in parentheses and may hold spaces): the state is
+    [0], the parent's pid [1], utime, stime, cutime, cstime [11:15]. OSError once the process is gone."""
+    return (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+
+
+def parent(pid: int) -> int:
+    return int(stat_fields(pid)[1])
+
+
+def _children() -> dict[int, list[int]]:
+    """Every running process's children, by parent pid."""
     children: dict[int, list[int]] = {}
     for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            # The parent's pid is the second field after the command, which is in parentheses and may hold spaces.
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
+        if entry.name.isdigit():
+            try:
+                children.setdefault(parent(int(entry.name)), []).append(int(entry.name))
+            except OSError:
+                continue
+    return children
+
+
+def children(pid: int) -> list[int]:
+    return sorted(_children().get(pid, ()))
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (a postmaster's backends, gunicorn's workers)."""
+    by_parent = _children()
     found, pending = [], [pid]
     while pending:
         current = pending.pop()
         found.append(current)
-        pending.extend(children.get(current, ()))
+        pending.extend(by_parent.get(current, ()))
     return found
 
 

@@ -129,7 +129,7 @@ def postmaster_pid(database: str, *, port: int) -> int:
     """The pid of the postmaster serving `port`: the parent of a backend of ours."""
     with psycopg.connect(dsn(database, port=port), autocommit=True) as conn:
         backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-        return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        return cores.parent(backend)
 
 
 def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:

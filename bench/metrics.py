@@ -14,6 +14,8 @@ import redis
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from bench import cores
+
 HITS = ("hit", "hit_after_wait")
 
 
@@ -95,10 +97,9 @@ class Cpu:
 
 def proc_ticks(pid: int | str, *, children: bool = False) -> int:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = cores.stat_fields(pid)
     except OSError:
         return 0
-    # After the ")": state is fields[0]; utime, stime, cutime, cstime are fields 11..14.
     ticks = int(fields[11]) + int(fields[12])
     return ticks + int(fields[13]) + int(fields[14]) if children else ticks
 

@@ -165,6 +165,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _split_sides(groups: dict[str, int]) -> tuple[list[int], list[int]]:
+    """(the writers' side, the rest) for cores.split, from Bench._cpu_groups: see bench/cores.py."""
+    return [groups["primary"], groups["questdb"]], [groups["standby"], groups["redis"], groups["consumer"]]
+
+
 def _tag() -> str:
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(3))
 
@@ -563,9 +568,10 @@ class Bench:
             f"lag p50 {lag['p50']} ms, p99 {lag['p99']} ms over {lag['changes']:,} changes",
             flush=True,
         )
+        groups = self._cpu_groups(server)
         topologies = {"shared": None}
-        if cores.halves() is not None and self.consumer is not None:
-            topologies["split"] = sides = self._split_sides(server)
+        if cores.halves() is not None:
+            topologies["split"] = sides = _split_sides(groups)
             # Every core for every process first: a benchmark killed inside its split leaves the database and Redis
             # pinned.
             cores.pin([*sides[0], *sides[1]], set(cores.available()))
@@ -573,7 +579,7 @@ class Bench:
         try:
             for topology, sides in topologies.items():
                 with cores.split(*sides) if sides else contextlib.nullcontext():
-                    runs += self._capture_runs(server, topology)
+                    runs += self._capture_runs(server, topology, groups)
         finally:
             inv.set_capture(database, enabled=True)
             # Writes made while capture was off are in no outbox: drop every cached value (a new epoch).
@@ -615,11 +621,10 @@ class Bench:
         }
         print(f"  write throughput with / without capture: {self.invalidation['write_ratio']}", flush=True)
 
-    def _capture_runs(self, server: Server, topology: str) -> list[dict]:
+    def _capture_runs(self, server: Server, topology: str, groups: dict[str, int]) -> list[dict]:
         """bench.writer at full speed, then questdb's PATCH, with the capture triggers on and off in turn; each with
-        the CPU it cost per write, by process (bench.invalidation.cpu_seconds)."""
+        the CPU it cost per write, by process (`groups`, see bench.invalidation.cpu_seconds)."""
         phases = ("on", "off") if self.args.smoke else ("on", "off", "on", "off")
-        groups = self._cpu_groups(server)
         runs = []
         for phase in phases:
             inv.set_capture(self.args.database, enabled=phase == "on")
@@ -661,11 +666,6 @@ class Bench:
             "consumer": self.consumer.process.pid,
             "questdb": server.process.pid,
         }
-
-    def _split_sides(self, server: Server) -> tuple[list[int], list[int]]:
-        """(the writers' side, the rest) for cores.split: see bench/cores.py."""
-        groups = self._cpu_groups(server)
-        return [groups["primary"], groups["questdb"]], [groups["standby"], groups["redis"], groups["consumer"]]
 
     def run_one(self, server: Server | GrpcServer, app: str, scenario, state: str) -> None:
         if app in ("questdb", "grpc"):

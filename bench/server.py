@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench import cores
 from bench.scenarios import Request
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,19 +73,7 @@ class Server:
         raise RuntimeError(f"{self.name} did not answer on port {self.port} within {timeout:.0f}s; see {self.log_path}")
 
     def worker_pids(self) -> list[int]:
-        if self.process is None:
-            return []
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.process.pid:
-                pids.append(int(entry.name))
-        return sorted(pids)
+        return cores.children(self.process.pid) if self.process is not None else []
 
     def stop(self) -> None:
         stop_process(self.process)
