@@ -10,8 +10,8 @@ lock) repeats, every CACHE_INVALIDATION_POLL seconds:
 2. one statement reads the oldest batch of outbox rows with the primary's WAL insert position
    (one snapshot, so that position is at or after every returned change's commit), the rows
    that embed them (`CHANGE_EMBEDS` in an app's `keys.py`: a changed user's sessions) and the
-   outbox marker, and deletes the previous batch, whose invalidation Redis has confirmed (by row
-   address: the outbox has no ids, and rows commit in no order a cursor could follow);
+   outbox marker, and deletes the previous batch, whose invalidation Redis has confirmed (by id:
+   ids commit out of order, so there is no "id > last seen" cursor);
 3. the rows become cache keys through the apps' own key functions (`CHANGE_KEYS` in each
    app's `keys.py`);
 4. one Redis round trip: the invalidations (stamps at that position), then the heartbeat:
@@ -72,11 +72,10 @@ INVALIDATE_CHUNK = 500  # keys per invalidation script call
 # Commit-to-Redis lag buckets (seconds), as exported at /metrics.
 LAG_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 REPLICA_WAIT_MS = 500  # how long an invalidation batch waits for CACHE_INVALIDATION_REPLICAS Redis replicas
-# The consumer vacuums the outbox itself after deleting this many rows: each poll reads the whole outbox (it has no
-# index, migration 0006), deleted rows included until a vacuum frees their pages. With no index a vacuum is one pass
-# over a few pages. Only the table's owner (or a member of its role) may: another role's VACUUM is skipped with a
-# warning, so the consumer asks once and says so.
-VACUUM_EVERY = 2_000
+# The consumer vacuums the outbox itself after deleting this many rows: its deleted rows would otherwise pile up
+# wherever autovacuum is off or behind, and every poll would walk them. Only the table's owner (or a member of its
+# role) may: another role's VACUUM is skipped with a warning, so the consumer asks once and says so.
+VACUUM_EVERY = 20_000
 CAN_VACUUM_SQL = (
     "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = 'cache_changes'::regclass"
 )
@@ -85,31 +84,21 @@ BACKLOG_LIMIT = 1_000_000  # the backlog is counted up to this many rows (a coun
 # One statement, one round trip: delete the rows whose invalidation Redis confirmed, read the next batch, the
 # rows that embed its rows (CHANGE_EMBEDS) and the outbox's marker. One snapshot: every row it returns committed
 # before the WAL position it reads, and the marker vouches for exactly the outbox it read. It returns at least
-# one row (the head: id NULL when the batch is empty). A row is named by (ctid, xmin) (migration 0006): its
-# address holds while it lives, and only the leader deletes; xmin tells it from a later row at a reused address.
+# one row (the head: id NULL when the batch is empty).
 BATCH_SQL = """
-    WITH done AS (
-        DELETE FROM cache_changes c USING unnest(%(done)s::tid[], %(done_xmin)s::xid[]) AS d(tid, xmin)
-        WHERE c.ctid = d.tid AND c.xmin = d.xmin
-    ),
+    WITH done AS (DELETE FROM cache_changes WHERE id = ANY(%(done)s::bigint[])),
     batch AS (
-        SELECT c.ctid::text AS id, c.xmin::text AS xmin, c.table_name, c.op, c.rows,
-            extract(epoch FROM c.created_at)::float8 AS created
-        FROM cache_changes c
-        WHERE NOT EXISTS (
-            SELECT FROM unnest(%(done)s::tid[], %(done_xmin)s::xid[]) AS d(tid, xmin)
-            WHERE d.tid = c.ctid AND d.xmin = c.xmin
-        )
-        LIMIT %(limit)s
+        SELECT id, table_name, op, rows, extract(epoch FROM created_at)::float8 AS created
+        FROM cache_changes WHERE id <> ALL(%(done)s::bigint[]) ORDER BY id LIMIT %(limit)s
     )
     SELECT b.id, b.table_name, b.op, b.rows, b.created, pg_current_wal_insert_lsn()::text,
-        (SELECT token FROM cache_capture_marker LIMIT 1), b.xmin
+        (SELECT token FROM cache_capture_marker LIMIT 1)
     FROM (SELECT 1) head LEFT JOIN batch b ON true{embeds}
 """
 # Rows of another table whose cached payloads embed the batch's changed rows, as changes of that table.
 EMBED_SQL = """
     UNION ALL
-    SELECT NULL, '{table}', 'EMBEDS', jsonb_agg(jsonb_build_object({columns})), NULL, NULL, NULL, NULL
+    SELECT NULL, '{table}', 'EMBEDS', jsonb_agg(jsonb_build_object({columns})), NULL, NULL, NULL
     FROM {table} e WHERE e.{column} IN (
         SELECT (r ->> 'id')::{type} FROM batch, jsonb_array_elements(batch.rows) r WHERE batch.table_name = '{changed}'
     ) HAVING count(*) > 0
@@ -240,7 +229,7 @@ class Consumer:
         conn.prepare_threshold = 5
         conn.execute("SET plan_cache_mode = force_generic_plan")
         self.epoch, self.marker = self.redis.hmget(heartbeat_key(), "epoch", "marker")
-        invalidated: list[tuple[str, str]] = []  # (ctid, xmin) of the rows Redis confirmed, deleted with the next read
+        invalidated: list[int] = []  # outbox rows whose invalidation Redis confirmed, deleted with the next read
         deleted = 0  # since the last vacuum
         vacuums = self.can_vacuum(conn)
         alive, t0 = self.beat()
@@ -250,12 +239,9 @@ class Consumer:
                 alive, t0 = self.beat()
                 continue
             polled = time.monotonic()
-            params = {
-                "done": [tid for tid, _xmin in invalidated],
-                "done_xmin": [xmin for _tid, xmin in invalidated],
-                "limit": settings.CACHE_INVALIDATION_BATCH,
-            }
-            rows = conn.execute(self.batch_sql, params, prepare=True).fetchall()
+            rows = conn.execute(
+                self.batch_sql, {"done": invalidated, "limit": settings.CACHE_INVALIDATION_BATCH}, prepare=True
+            ).fetchall()
             head = next(row for row in rows if row[5] is not None)  # not an embedding row
             head_lsn, marker = parse_lsn(head[5]), head[6]
             if self.marker is None or marker is None or marker.encode() != self.marker:
@@ -280,7 +266,7 @@ class Consumer:
             done = time.time()
             self.lags.extend(done - row[4] for row in changes)
             deleted += len(invalidated)
-            invalidated = [(row[0], row[7]) for row in changes]
+            invalidated = [row[0] for row in changes]
             self.position, t0 = lsn, t_next
             if vacuums and deleted >= VACUUM_EVERY:
                 conn.execute("VACUUM cache_changes")
@@ -334,7 +320,7 @@ class Consumer:
 
     def keys_for(self, rows) -> list[Key]:
         keys: list[Key] = []
-        for _id, table, op, changed, _created, _lsn, _marker, _xmin in rows:
+        for _id, table, op, changed, _created, _lsn, _marker in rows:
             if op == "TRUNCATE" or changed is None:
                 continue
             for handler in self.handlers.get(table, ()):

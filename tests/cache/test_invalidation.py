@@ -356,30 +356,8 @@ def test_an_update_records_the_old_row_only_when_a_key_column_changed(make_user,
     assert {row["id"] for row in rows} == {str(user.id)}
 
 
-def test_a_confirmed_row_is_deleted_by_address_and_transaction_not_a_later_row_at_the_same_address(make_user):
-    """The batch statement deletes the previous batch's rows by (ctid, xmin). Should something else delete one and
-    VACUUM give its address to a new change, the new row has the address but another xmin: it is read, not deleted."""
-    user = make_user()
-    statement = invalidation.batch_sql(invalidation.discover_change_embeds())
-
-    def batch(conn, done=()):
-        params = {"done": [tid for tid, _ in done], "done_xmin": [xmin for _, xmin in done], "limit": 100}
-        return [(row[0], row[7], row[3]) for row in conn.execute(statement, params) if row[0] is not None]
-
-    with connect() as conn:
-        conn.execute("DELETE FROM cache_changes")
-        conn.execute("UPDATE users SET name = 'changed' WHERE id = %s", [user.id])
-        [(tid, xmin, rows)] = batch(conn)
-        assert rows == [{"id": str(user.id), "username": user.username, "email": user.email}]
-        later = str(int(xmin) + 1)  # the address of this row, the transaction of another
-        assert batch(conn, done=[(tid, later)]) == [(tid, xmin, rows)]
-        assert conn.execute("SELECT count(*) FROM cache_changes").fetchone()[0] == 1
-        assert batch(conn, done=[(tid, xmin)]) == []
-        assert conn.execute("SELECT count(*) FROM cache_changes").fetchone()[0] == 0
-
-
 def test_a_writers_own_operator_ahead_of_pg_catalog_cannot_hide_a_rename_from_the_trigger(make_user):
-    """The capture functions run as their owner with the writer's search_path (migration 0007): one that puts its
+    """The capture functions run as their owner with the writer's search_path (migration 0006): one that puts its
     own `<>` for text, saying nothing ever differs, ahead of pg_catalog still has a rename recorded old and new."""
     user = make_user(username="Decoy", email="decoy@example.com")
     schema = f"questdb_test_{uuid.uuid4().hex[:8]}"

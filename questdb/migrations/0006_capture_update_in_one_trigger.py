@@ -83,6 +83,6 @@ def uninstall(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("questdb", "0006_cache_changes_without_ids")]
+    dependencies = [("questdb", "0005_capture_unchanged_keys_once")]
 
     operations = [migrations.RunPython(install, uninstall, elidable=False)]
