@@ -227,7 +227,8 @@ def invalidation_markdown(figures: dict | None) -> list[str]:
     out += [
         "",
         "Write throughput with the change-capture triggers enabled and disabled, alternately in the same run "
-        "(bench.writer as fast as 4 connections go; questdb's character PATCH under wrk), twice: with every process "
+        "(bench.writer as fast as 4 connections go; questdb's character PATCH under wrk; each ratio is the median of "
+        "the ratios of the phases run back to back), twice: with every process "
         "on every core (shared), then with the writers' side (the primary and its backends, the consumer's "
         "included, the writing processes, the load generator) on half of the cores and the consumer, Redis and the "
         "standby on the other half (split, as separate hosts run them; bench/cores.py). The target is the shared "

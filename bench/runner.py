@@ -7,6 +7,7 @@ import runpy
 import secrets
 import shutil
 import signal
+import statistics
 import string
 import subprocess
 import sys
@@ -36,6 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 REDIS_DB = 14
 API_KEY_NAME = "questdb-bench"
 CACHE_KEY_PREFIX = "questdb-bench"
+# Capture on, then off, this many times per core layout: the ratios are the median of the pairs', since one slow
+# phase on these noisy machines moves a mean of two by up to 30%.
+CAPTURE_PAIRS = 3
 # DRF keeps a per-key list of request times for the window; a one-second window keeps it short.
 THROTTLE_RATE = "1000000/s"
 APPS = ("questdb", "naive", "ceiling", "grpc")
@@ -585,18 +589,19 @@ class Bench:
             # Writes made while capture was off are in no outbox: drop every cached value (a new epoch).
             self.redis.delete(inv.heartbeat_key(CACHE_KEY_PREFIX))
 
-        def mean(topology: str, phase: str, value) -> float:
-            values = [value(run) for run in runs if run["capture"] == phase and run["topology"] == topology]
-            return sum(values) / len(values)
+        def pairs(topology: str) -> list[tuple[dict, dict]]:
+            """(with, without) capture, phase by phase: each pair ran back to back, so shared the machine's mood."""
+            phases = [run for run in runs if run["topology"] == topology]
+            return list(zip(phases[0::2], phases[1::2], strict=True))
 
         def ratio(topology: str, value) -> float | None:
-            off = mean(topology, "off", value)
-            return round(mean(topology, "on", value) / off, 3) if off else None
+            ratios = [value(on) / value(off) for on, off in pairs(topology) if value(off)]
+            return round(statistics.median(ratios), 3) if ratios else None
 
         def cpu_ratio(topology: str, field: str) -> float | None:
             """Writes per CPU-second with capture over without: what a machine bound by CPU keeps."""
-            on = mean(topology, "on", lambda run: run[field]["total"] or 0)
-            return round(mean(topology, "off", lambda run: run[field]["total"] or 0) / on, 3) if on else None
+            ratios = [off[field]["total"] / on[field]["total"] for on, off in pairs(topology) if on[field]["total"]]
+            return round(statistics.median(ratios), 3) if ratios else None
 
         self.invalidation = {
             "lag_ms": lag,
@@ -624,7 +629,7 @@ class Bench:
     def _capture_runs(self, server: Server, topology: str, groups: dict[str, int]) -> list[dict]:
         """bench.writer at full speed, then questdb's PATCH, with the capture triggers on and off in turn; each with
         the CPU it cost per write, by process (`groups`, see bench.invalidation.cpu_seconds)."""
-        phases = ("on", "off") if self.args.smoke else ("on", "off", "on", "off")
+        phases = ("on", "off") * (1 if self.args.smoke else CAPTURE_PAIRS)
         runs = []
         for phase in phases:
             inv.set_capture(self.args.database, enabled=phase == "on")
