@@ -169,6 +169,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def capture_ratio(runs: list[dict], topology: str, value) -> float | None:
+    """The median over the pairs of back-to-back phases (capture on, then off; see Bench._capture_runs) of
+    value(on) / value(off): one phase slowed by something else moves one pair, not the figure."""
+    phases = [run for run in runs if run["topology"] == topology]
+    ratios = []
+    for on, off in zip(phases[0::2], phases[1::2], strict=True):
+        assert (on["capture"], off["capture"]) == ("on", "off")
+        try:
+            ratios.append(value(on) / value(off))
+        except (ZeroDivisionError, TypeError):  # a phase that wrote nothing, or whose CPU was not counted
+            continue
+    return round(statistics.median(ratios), 3) if ratios else None
+
+
 def _split_sides(groups: dict[str, int]) -> tuple[list[int], list[int]]:
     """(the writers' side, the rest) for cores.split, from Bench._cpu_groups: see bench/cores.py."""
     return [groups["primary"], groups["questdb"]], [groups["standby"], groups["redis"], groups["consumer"]]
@@ -589,20 +603,6 @@ class Bench:
             # Writes made while capture was off are in no outbox: drop every cached value (a new epoch).
             self.redis.delete(inv.heartbeat_key(CACHE_KEY_PREFIX))
 
-        def pairs(topology: str) -> list[tuple[dict, dict]]:
-            """(with, without) capture, phase by phase: each pair ran back to back, so shared the machine's mood."""
-            phases = [run for run in runs if run["topology"] == topology]
-            return list(zip(phases[0::2], phases[1::2], strict=True))
-
-        def ratio(topology: str, value) -> float | None:
-            ratios = [value(on) / value(off) for on, off in pairs(topology) if value(off)]
-            return round(statistics.median(ratios), 3) if ratios else None
-
-        def cpu_ratio(topology: str, field: str) -> float | None:
-            """Writes per CPU-second with capture over without: what a machine bound by CPU keeps."""
-            ratios = [off[field]["total"] / on[field]["total"] for on, off in pairs(topology) if on[field]["total"]]
-            return round(statistics.median(ratios), 3) if ratios else None
-
         self.invalidation = {
             "lag_ms": lag,
             "mix": mix,
@@ -611,15 +611,16 @@ class Bench:
             "capture_runs": runs,
             "write_ratio": {
                 topology: {
-                    "questdb_patch": ratio(topology, lambda run: run["patch"]["rps"]),
-                    "external": ratio(topology, lambda run: run["external_rows_per_second"]),
+                    "questdb_patch": capture_ratio(runs, topology, lambda run: run["patch"]["rps"]),
+                    "external": capture_ratio(runs, topology, lambda run: run["external_rows_per_second"]),
                 }
                 for topology in topologies
             },
             "cpu_ratio": {
                 topology: {
-                    "questdb_patch": cpu_ratio(topology, "patch_cpu_us"),
-                    "external": cpu_ratio(topology, "external_cpu_us"),
+                    # Writes per CPU-second with capture over without: what a machine bound by CPU keeps.
+                    "questdb_patch": capture_ratio(runs, topology, lambda run: 1 / run["patch_cpu_us"]["total"]),
+                    "external": capture_ratio(runs, topology, lambda run: 1 / run["external_cpu_us"]["total"]),
                 }
                 for topology in topologies
             },
