@@ -377,7 +377,8 @@ class Bench:
             names = list(MIX) if scenario.name == "mix" else [scenario.name]
             for name in (n for n in names if app == "questdb" or BY_NAME[n].on_naive):
                 key = read_samples(self.samples, SAMPLE_OF[name], 1)[0]
-                req = build_request(name, key, tag="pre")
+                # Each app's own tag: both create a character for the same user, and names are unique.
+                req = build_request(name, key, tag=f"pre{app[0]}")
                 status, body = server.request(req, api_key=self.api_key)
                 expected = BY_NAME[name].ok_status
                 if status != expected:
