@@ -54,32 +54,18 @@ def install(apps, schema_editor):
         return
     for table, columns in captured.CAPTURED.items():
         schema_editor.execute(_function(table, columns))
-        schema_editor.execute(f"DROP TRIGGER {table}_capture_update_keys ON {table}")
-        schema_editor.execute(f"DROP TRIGGER {table}_capture_update ON {table}")
-        schema_editor.execute(f"DROP FUNCTION public.questdb_capture_{table}_update_new()")
-        schema_editor.execute(
-            f"CREATE TRIGGER {table}_capture_update AFTER UPDATE ON {table} "
-            f"FOR EACH ROW EXECUTE FUNCTION public.questdb_capture_{table}_update()"
-        )
+    # What is left to do is 0005 undone: its pair of triggers becomes one trigger on this function, with no WHEN.
+    previous.uninstall(apps, schema_editor)
 
 
 def uninstall(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    for table, columns in captured.CAPTURED.items():
-        schema_editor.execute(f"DROP TRIGGER {table}_capture_update ON {table}")
-        # 0004's function, which records the old and the new row, and 0005's pair of triggers.
+    for table in captured.CAPTURED:
+        # 0004's function, which records the old and the new row; then 0005's pair of triggers over it.
         update = captured._function(table, "UPDATE", captured._operations(table)["UPDATE"])
         schema_editor.execute(update.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
-        schema_editor.execute(previous._new_row_function(table, columns))
-        schema_editor.execute(
-            f"CREATE TRIGGER {table}_capture_update AFTER UPDATE ON {table} FOR EACH ROW "
-            f"WHEN (NOT ({previous._changed(table)})) EXECUTE FUNCTION public.questdb_capture_{table}_update_new()"
-        )
-        schema_editor.execute(
-            f"CREATE TRIGGER {table}_capture_update_keys AFTER UPDATE ON {table} FOR EACH ROW "
-            f"WHEN ({previous._changed(table)}) EXECUTE FUNCTION public.questdb_capture_{table}_update()"
-        )
+    previous.install(apps, schema_editor)
 
 
 class Migration(migrations.Migration):
